@@ -1,0 +1,93 @@
+"""Pets and Pets-OOD, built deterministically from the fact lists in `pets_facts/`.
+
+Following VPL (Poddar et al.) as used by PLUS (App. H):
+- Four animals with 100 one-sentence facts each; facts 0-79 feed the train split and 80-99
+  the test splits, so test responses are unseen sentences.
+- Two user types share a ranking birds > {dogs, cats} > rabbits and disagree on one pair:
+  "dogs" users prefer dogs over cats, "cats" users the reverse.
+- Every record carries 3 past dog-vs-cat pairs of the same user as context, so the user's
+  type can be read from the context and from nothing else.
+- Train: half the pairs are controversial (dogs vs cats), half are pairs every user agrees
+  on. Test: controversial pairs only, which is where the paper measures accuracy and why a
+  single reward model (BTL) sits near 50 %.
+- Pets-OOD (test only): users prefer rabbits or birds; contexts and pairs are rabbits vs
+  birds, topics never seen as controversial in training.
+"""
+
+from __future__ import annotations
+
+import random
+from importlib import resources
+from pathlib import Path
+
+from plusrl.data.schema import PreferencePair, Record
+
+PROMPT = "Please talk about one kind of pets."
+ANIMALS = ("birds", "dogs", "cats", "rabbits")
+N_TRAIN_FACTS = 80
+SIZES = {("pets", "train"): 1970, ("pets", "test"): 194, ("pets-ood", "test"): 200}
+CONTEXT_PAIRS = 3
+
+
+def load_facts() -> dict[str, list[str]]:
+    folder = resources.files("plusrl.data") / "pets_facts"
+    return {a: folder.joinpath(f"{a}.txt").read_text(encoding="utf-8").splitlines() for a in ANIMALS}
+
+
+def _ranking(user_type: str, ood: bool) -> list[str]:
+    """Animals from most to least preferred for a user type."""
+    if ood:
+        other = "birds" if user_type == "rabbits" else "rabbits"
+        return [user_type, other]
+    other = "cats" if user_type == "dogs" else "dogs"
+    return ["birds", user_type, other, "rabbits"]
+
+
+def _pair(rng: random.Random, facts: dict[str, list[str]], a: str, b: str, ranking: list[str]) -> tuple[str, str]:
+    """Sample one fact about each animal; return (chosen, rejected) under `ranking`."""
+    fa, fb = rng.choice(facts[a]), rng.choice(facts[b])
+    return (fa, fb) if ranking.index(a) < ranking.index(b) else (fb, fa)
+
+
+def build_split(dataset: str, split: str, seed: int = 0) -> list[Record]:
+    """Build one split of 'pets' (train/test) or 'pets-ood' (test)."""
+    if (dataset, split) not in SIZES:
+        raise ValueError(f"no split {split!r} for {dataset!r}; have {sorted(SIZES)}")
+    ood = dataset == "pets-ood"
+    all_facts = load_facts()
+    sl = slice(0, N_TRAIN_FACTS) if split == "train" else slice(N_TRAIN_FACTS, None)
+    facts = {a: fs[sl] for a, fs in all_facts.items()}
+    controversial = ("rabbits", "birds") if ood else ("dogs", "cats")
+    user_types = controversial
+    agreed_pairs = [(a, b) for i, a in enumerate(ANIMALS) for b in ANIMALS[i + 1 :] if {a, b} != {"dogs", "cats"}]
+    rng = random.Random(f"{dataset}/{split}/{seed}")
+
+    records = []
+    for i in range(SIZES[(dataset, split)]):
+        user_type = user_types[i % 2]
+        ranking = _ranking(user_type, ood)
+        context = []
+        for _ in range(CONTEXT_PAIRS):
+            chosen, rejected = _pair(rng, facts, *controversial, ranking)
+            context.append(PreferencePair(prompt=PROMPT, chosen=chosen, rejected=rejected))
+        is_controversial = split != "train" or rng.random() < 0.5
+        a, b = controversial if is_controversial else rng.choice(agreed_pairs)
+        chosen, rejected = _pair(rng, facts, a, b, ranking)
+        disliked = next(t for t in user_types if t != user_type)
+        records.append(
+            Record(
+                user_id=f"{dataset}-{split}-{i:05d}",
+                context=context,
+                prompt=PROMPT,
+                chosen=chosen,
+                rejected=rejected,
+                oracle=f"This user prefers {user_type} over {disliked}.",
+                meta={"user_type": user_type, "controversial": is_controversial},
+            )
+        )
+    rng.shuffle(records)
+    return records
+
+
+def shipped_path(dataset: str, split: str) -> Path:
+    return Path(str(resources.files("plusrl.data") / "builtin" / dataset / f"{split}.jsonl"))

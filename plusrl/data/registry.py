@@ -1,0 +1,36 @@
+"""Dataset names → records. A name is a built-in dataset or a path to local files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from plusrl.data import pets
+from plusrl.data.readers import DataError, read_records
+from plusrl.data.schema import Record
+
+BUILTIN = {"pets": ("train", "test"), "pets-ood": ("test",)}
+
+
+def load_split(dataset: str, split: str) -> list[Record]:
+    """Records of one split.
+
+    `dataset` is a built-in name ("pets", "pets-ood") or a path: a file (used whatever the
+    split), a folder holding `{split}.jsonl|.json|.parquet`, or a `datasets` folder.
+    """
+    if dataset in BUILTIN:
+        if split not in BUILTIN[dataset]:
+            raise DataError(f"dataset {dataset!r} has no {split!r} split (it has: {', '.join(BUILTIN[dataset])})")
+        return read_records(pets.shipped_path(dataset, split))
+    path = Path(dataset)
+    if path.is_file():
+        return read_records(path)
+    if path.is_dir():
+        for suffix in (".jsonl", ".json", ".parquet"):
+            if (path / f"{split}{suffix}").is_file():
+                return read_records(path / f"{split}{suffix}")
+        if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
+            return read_records(path, split=split)
+        raise DataError(f"{path}: no {split}.jsonl, {split}.json or {split}.parquet in this folder")
+    raise DataError(
+        f"unknown dataset {dataset!r}: use one of {', '.join(BUILTIN)} or a path to local files"
+    )
