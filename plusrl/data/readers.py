@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import os
 import random
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from plusrl.data.schema import Record
+from plusrl.io import atomic_write_text
 
 
 class DataError(ValueError):
@@ -64,9 +64,18 @@ def _iter_json(path: Path) -> Iterator[tuple[str, object]]:
         yield f"{path}[{i}]", raw
 
 
+def _drop_nulls(value: object) -> object:
+    """Columnar formats give every struct the union of all fields, absent ones as null."""
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_nulls(v) for v in value]
+    return value
+
+
 def _iter_rows(rows: Iterable[dict], name: str) -> Iterator[tuple[str, object]]:
     for i, raw in enumerate(rows):
-        yield f"{name} row {i}", raw
+        yield f"{name} row {i}", _drop_nulls(raw)
 
 
 def read_records(path: str | os.PathLike, split: str | None = None) -> list[Record]:
@@ -103,23 +112,12 @@ def _iter_hf_disk(path: Path, split: str | None) -> Iterator[tuple[str, object]]
         if split is None or split not in ds:
             raise DataError(f"{path}: a DatasetDict with splits {list(ds)}; name one (asked: {split!r})")
         ds = ds[split]
-    # parquet and arrow fill absent optional fields with None; the schema wants them absent
-    yield from _iter_rows(({k: v for k, v in row.items() if v is not None} for row in ds), str(path))
+    yield from _iter_rows(ds, str(path))
 
 
 def write_records(records: Iterable[Record], path: str | os.PathLike) -> None:
     """Write records as jsonl atomically: a reader never sees a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for r in records:
-                f.write(r.model_dump_json(exclude_defaults=True) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic_write_text(Path(path), "".join(r.model_dump_json(exclude_none=True) + "\n" for r in records))
 
 
 def split_by_user(records: list[Record], test_fraction: float, seed: int) -> tuple[list[Record], list[Record]]:

@@ -1,0 +1,89 @@
+"""Every prompt text the paper uses, in one place (PLUS App. I and J), per dataset family.
+
+Each function turns records into plain text; models decide how to tokenize it.
+"""
+
+from __future__ import annotations
+
+from plusrl.data.schema import Conversation, Note, PreferencePair, Record
+
+SUMMARY_CONDITIONING = (
+    "Here is the summary of my preferences based on previous conversations: {summary}. "
+    "In the following conversation, keep this in mind to personalize your response."
+)
+
+_PETS_SUMMARIZER_TAIL = (
+    "Based on the user's past conversation, provide a short summary of the user's preference. "
+    "Focus on the user's preference that should guide how the AI assistant responds to this user "
+    "in future conversations. Keep the summary concise under 50 words. Start your response with ##Summary"
+)
+_GENERIC_INTRO = (
+    "In order to provide more information about myself, I'm including examples from my previous "
+    "conversation history, which include the prompt, the rejected response, and the chosen response. "
+    "Use this information to learn about my preferences and reflect that understanding in your future responses."
+)
+_GENERIC_SUMMARIZER_TAIL = (
+    "Based on this information, provide a short summary of the user's preferences to guide how the AI "
+    "assistant should respond in future conversations. Reflect on the user's past chosen and rejected "
+    "responses, and what the user preferred about the chosen responses. Do not focus on the topics of "
+    "specific conversations. Keep your summary concise—under 50 words. Start your response with ##Summary"
+)
+
+
+def family(dataset: str) -> str:
+    """Prompt family of a dataset name: 'pets' for Pets/Pets-OOD, else 'generic'."""
+    return "pets" if dataset.startswith("pets") else "generic"
+
+
+def _item_text(item, style: str) -> str:
+    if isinstance(item, PreferencePair):
+        if style == "pets":
+            return (
+                f"Here is a request of a user for an AI assistant. {item.prompt} "
+                f"The user chose: {item.chosen} The user rejected: {item.rejected}"
+            )
+        return (
+            f"The prompt was: {item.prompt}\nI chose this response: {item.chosen}\n"
+            f"I rejected this response: {item.rejected}"
+        )
+    if isinstance(item, Conversation):
+        return "\n".join(f"{m.role.capitalize()}: {m.content}" for m in item.messages)
+    if isinstance(item, Note):
+        return item.text
+    raise TypeError(f"unknown context item {type(item).__name__}")
+
+
+def context_text(record: Record, dataset: str) -> str:
+    """The user's context as text, oldest item first."""
+    return "\n\n".join(_item_text(item, family(dataset)) for item in record.context)
+
+
+def summarizer_prompt(context: str, dataset: str) -> str:
+    """App. I.1: the instruction given to the summarizer for one user's context."""
+    if family(dataset) == "pets":
+        return f"{context}\n\n{_PETS_SUMMARIZER_TAIL}"
+    return f"{_GENERIC_INTRO}\n\n{context}\n\n{_GENERIC_SUMMARIZER_TAIL}"
+
+
+def icl_conditioning(context: str, dataset: str) -> str:
+    """App. J: the whole context placed in the reward model's input."""
+    if family(dataset) == "pets":
+        return (
+            "Based on the user's past conversation, respond to the user's request in a way that aligns with "
+            f"the user's preference. Conversation history: {context} Start of a new conversation:"
+        )
+    return f"{_GENERIC_INTRO}\n\n{context}\n\nHere's a new conversation:"
+
+
+def summary_conditioning(summary: str) -> str:
+    """App. I.1 (last item): how a summary is given to the summary-conditioned reward model."""
+    return SUMMARY_CONDITIONING.format(summary=summary.strip())
+
+
+def strip_summary_header(text: str) -> str:
+    """The summarizer is asked to start with '##Summary'; the reward model needs only the text."""
+    text = text.strip()
+    for header in ("##Summary:", "## Summary:", "##Summary", "## Summary"):
+        if text.startswith(header):
+            return text[len(header) :].strip()
+    return text

@@ -1,0 +1,71 @@
+"""Held-out reward-model accuracy: the share of pairs with r(chosen | c) > r(rejected | c)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from plusrl.data.schema import Record
+from plusrl.models.reward_model import RewardModel
+from plusrl.io import atomic_write_text
+
+
+@torch.no_grad()
+def score_pairs(
+    model: RewardModel, records: list[Record], conditionings: list[str] | None, batch_size: int = 64, desc: str = "eval"
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Rewards of chosen and rejected responses for every record, plus the truncation count."""
+    model.eval()
+    chosen, rejected, n_truncated = [], [], 0
+    for start in tqdm(range(0, len(records), batch_size), desc=desc, leave=False):
+        batch = records[start : start + batch_size]
+        cond = None if conditionings is None else conditionings[start : start + batch_size]
+        enc = model.encode(
+            None if cond is None else cond + cond,
+            [r.prompt for r in batch] * 2,
+            [r.chosen for r in batch] + [r.rejected for r in batch],
+        )
+        rewards = model(enc.input_ids, enc.attention_mask).float().cpu()
+        rewards = rewards[..., 0] if rewards.dim() == 2 else rewards  # DPL: the mean
+        chosen.append(rewards[: len(batch)])
+        rejected.append(rewards[len(batch) :])
+        n_truncated += enc.n_truncated
+    return torch.cat(chosen), torch.cat(rejected), n_truncated
+
+
+def evaluate(
+    model: RewardModel,
+    records: list[Record],
+    conditionings: list[str] | None,
+    out_dir: Path,
+    name: str,
+    batch_size: int = 64,
+) -> dict:
+    """Score every pair, write `{name}.json` (metrics) and `{name}.predictions.jsonl` (per pair)."""
+    r_chosen, r_rejected, n_truncated = score_pairs(model, records, conditionings, batch_size, desc=f"eval {name}")
+    correct = r_chosen > r_rejected
+    metrics = {
+        "dataset": name,
+        "accuracy": correct.float().mean().item(),
+        "n_pairs": len(records),
+        "mean_margin": (r_chosen - r_rejected).mean().item(),
+        "n_truncated_inputs": n_truncated,
+    }
+    lines = []
+    for i, rec in enumerate(records):
+        row = {
+            "user_id": rec.user_id,
+            "correct": bool(correct[i]),
+            "reward_chosen": r_chosen[i].item(),
+            "reward_rejected": r_rejected[i].item(),
+            "conditioning": None if conditionings is None else conditionings[i],
+            "meta": rec.meta,
+        }
+        lines.append(json.dumps(row))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / f"{name}.predictions.jsonl", "\n".join(lines) + "\n")
+    atomic_write_text(out_dir / f"{name}.json", json.dumps(metrics, indent=2))
+    return metrics

