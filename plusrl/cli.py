@@ -22,7 +22,8 @@ USER_ERRORS = (ConfigError, DataError, ModelLoadError, FileExistsError, FileNotF
 
 
 def _train(args: argparse.Namespace) -> None:
-    from plusrl.eval.runs import collect_results, evaluate_run, print_table
+    from plusrl.eval.runs import SUMMARY_METHODS, collect_results, evaluate_run, print_table
+    from plusrl.training.plus import PlusConfig, train_plus
     from plusrl.training.reward import RewardTrainConfig, train_reward_model
 
     overrides = list(args.overrides)
@@ -32,12 +33,28 @@ def _train(args: argparse.Namespace) -> None:
         overrides.append(f"data.dataset={args.dataset}")
     if args.output_dir:
         overrides.append(f"output_dir={args.output_dir}")
-    cfg = load_config(RewardTrainConfig, args.config, overrides)
-    run_dir = train_reward_model(cfg, resume=args.resume)
+    if _method(args.config, overrides) in SUMMARY_METHODS:
+        cfg = load_config(PlusConfig, args.config, overrides)
+        run_dir = train_plus(cfg, resume=args.resume)
+    else:
+        cfg = load_config(RewardTrainConfig, args.config, overrides)
+        run_dir = train_reward_model(cfg, resume=args.resume)
     if not args.no_eval:
         evaluate_run(run_dir, max_records=cfg.data.max_eval_records)
         print_table(collect_results([run_dir]))
     print(f"run folder: {run_dir}")
+
+
+def _method(recipe: str | None, overrides: list[str]) -> str:
+    """The method decides which config class a recipe fills: the last override, else the recipe's."""
+    import yaml
+
+    for item in reversed(overrides):
+        if item.startswith("method="):
+            return item.split("=", 1)[1]
+    if recipe is not None and Path(recipe).is_file():
+        return (yaml.safe_load(Path(recipe).read_text()) or {}).get("method", "btl")
+    return "btl"
 
 
 def _eval(args: argparse.Namespace) -> None:
@@ -88,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a reward model (btl, oracle, icl) and evaluate it")
     p.add_argument("--config", help="YAML recipe (see recipes/)")
-    p.add_argument("--method", help="btl | oracle | icl")
+    p.add_argument("--method", help="btl | oracle | icl | plus | plus-untrained")
     p.add_argument("--dataset", help="pets | pets-ood | path to local files")
     p.add_argument("--output-dir")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")

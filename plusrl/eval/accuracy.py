@@ -42,6 +42,7 @@ def evaluate(
     conditionings: list[str] | None,
     out_dir: Path,
     name: str,
+    summaries: list[str] | None = None,
     batch_size: int = 64,
 ) -> dict:
     """Score every pair, write `{name}.json` (metrics) and `{name}.predictions.jsonl` (per pair)."""
@@ -61,6 +62,7 @@ def evaluate(
             "correct": bool(correct[i]),
             "reward_chosen": r_chosen[i].item(),
             "reward_rejected": r_rejected[i].item(),
+            "summary": None if summaries is None else summaries[i],
             "conditioning": None if conditionings is None else conditionings[i],
             "meta": rec.meta,
         }

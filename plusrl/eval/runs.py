@@ -8,24 +8,45 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+import yaml
+
 from plusrl.config import load_config
 from plusrl.data.registry import load_split
 from plusrl.eval.accuracy import evaluate
 from plusrl.models.conditioning import build_conditionings
+from plusrl.models.summarizer import Summarizer
+from plusrl.training.checkpoint import latest_checkpoint
+from plusrl.training.plus import PlusConfig
 from plusrl.training.reward import RewardTrainConfig, load_trained_reward_model
+
+SUMMARY_METHODS = ("plus", "plus-untrained")
+
+
+def run_config(run_dir: Path) -> RewardTrainConfig | PlusConfig:
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir}: no config.yaml; is this a plusrl run folder?")
+    method = (yaml.safe_load(path.read_text()) or {}).get("method", "btl")
+    return load_config(PlusConfig if method in SUMMARY_METHODS else RewardTrainConfig, path)
 
 
 def evaluate_run(run_dir: Path, datasets: list[str] | None = None, max_records: int = 0) -> list[dict]:
-    """Accuracy of the run's latest reward model on the `test` split of each dataset."""
-    cfg = load_config(RewardTrainConfig, run_dir / "config.yaml")
+    """Accuracy of the run's latest reward model on the `test` split of each dataset.
+
+    Summary methods first summarize each test user's context with the run's summarizer
+    (greedy), and the summaries are saved beside the predictions.
+    """
+    cfg = run_config(run_dir)
     model = load_trained_reward_model(run_dir)
+    summarizer = Summarizer.load(latest_checkpoint(run_dir) / "summarizer") if cfg.method in SUMMARY_METHODS else None
     results = []
     for dataset in datasets or cfg.data.eval_datasets:
         records = load_split(dataset, "test")
         if max_records:
             records = records[:max_records]
-        conditionings = build_conditionings(cfg.method, records, dataset)
-        metrics = evaluate(model, records, conditionings, run_dir / "eval", dataset)
+        summaries = summarizer.summarize(records, dataset) if summarizer is not None else None
+        conditionings = build_conditionings(cfg.method, records, dataset, summaries)
+        metrics = evaluate(model, records, conditionings, run_dir / "eval", dataset, summaries)
         metrics["method"] = cfg.method
         results.append(metrics)
     return results
@@ -34,7 +55,7 @@ def evaluate_run(run_dir: Path, datasets: list[str] | None = None, max_records: 
 def collect_results(run_dirs: list[Path]) -> list[dict]:
     rows = []
     for run_dir in run_dirs:
-        method = load_config(RewardTrainConfig, run_dir / "config.yaml").method
+        method = run_config(run_dir).method
         for path in sorted((run_dir / "eval").glob("*.json")):
             rows.append({"method": method, "run": str(run_dir), **json.loads(path.read_text())})
     return rows

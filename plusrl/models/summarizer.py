@@ -163,6 +163,10 @@ class Summarizer(nn.Module):
             values = self.value_head(hidden.to(self.value_head.weight.dtype)).squeeze(-1).float()
         return logprobs, values
 
+    def forward(self, prompt_ids, prompt_mask, summary_ids, summary_mask):
+        """Training pass (through DDP when distributed): log-probs and values of the summary tokens."""
+        return self.policy_forward(prompt_ids, prompt_mask, summary_ids, summary_mask)
+
     def summarize(self, records: list[Record], dataset: str, batch_size: int = 16, sample: bool = False) -> list[str]:
         """Summaries for records (greedy by default, for evaluation and serving)."""
         texts = []
