@@ -1,0 +1,75 @@
+"""PLUS co-training end to end with the embedded SmolLM2-135M summarizer, on CPU."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from plusrl.config import load_config
+from plusrl.data.registry import load_split
+from plusrl.data.schema import PreferencePair
+from plusrl.eval.runs import evaluate_run
+from plusrl.models.summarizer import Summarizer, SummarizerConfig, _mask_after_eos
+from plusrl.training.checkpoint import latest_checkpoint
+from plusrl.training.plus import PlusConfig, train_plus
+
+TINY_PLUS = [
+    "iterations=2",
+    "rollout_batch_size=4",
+    "ppo.minibatch_size=4",
+    "rm_minibatch_size=4",
+    "summarizer.max_summary_tokens=8",
+    "summarizer.lora_rank=4",
+    "ppo.actor_lr=1e-3",
+    "ppo.critic_lr=1e-2",
+    "rm_optim.lr=1e-3",
+    "reward_model.max_length=96",
+    "data.max_eval_records=4",
+    "save_every=1",
+]
+
+
+def test_mask_after_eos_keeps_the_first_eos_only():
+    ids = torch.tensor([[5, 6, 2, 2, 2], [5, 2, 7, 2, 9], [5, 6, 7, 8, 9]])
+    expected = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 0, 0, 0], [1, 1, 1, 1, 1]])
+    assert torch.equal(_mask_after_eos(ids, eos_id=2), expected)
+
+
+def test_oldest_context_items_are_dropped_to_fit_the_window():
+    summarizer = Summarizer(SummarizerConfig(max_prompt_tokens=200, lora_rank=0))
+    record = load_split("pets", "test")[0]
+    long = record.model_copy(update={"context": [*record.context, *record.context]})  # 6 pairs
+    ids = summarizer.prompt_ids(long, "pets")
+    assert len(ids) <= 200 and summarizer.n_context_truncated > 0
+    text = summarizer.tokenizer.decode(ids)
+    assert long.context[-1].chosen in text  # the newest item survives
+    with pytest.raises(ValueError, match="empty context"):
+        summarizer.prompt_ids(record.model_copy(update={"context": []}), "pets")
+    huge = record.model_copy(update={"context": [PreferencePair(prompt="p", chosen="dogs " * 400, rejected="x")]})
+    assert len(summarizer.prompt_ids(huge, "pets")) == 200
+
+
+@pytest.mark.slow
+def test_co_training_updates_both_models_and_evaluates_with_summaries(tmp_path):
+    cfg = load_config(PlusConfig, None, [*TINY_PLUS, f"output_dir={tmp_path / 'run'}"])
+    run_dir = train_plus(cfg)
+
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [m["iteration"] for m in metrics] == [0, 1]
+    for m in metrics:
+        assert -10.0 <= m["reward/return"] <= 0.0
+        assert 1 <= m["summary/tokens"] <= 8
+        for key in ("policy/loss", "policy/clipfrac", "value/loss", "rm/loss", "policy/kl"):
+            assert key in m
+    first = load_file(run_dir / "checkpoints" / "step-000001" / "summarizer" / "summarizer.safetensors")
+    last = load_file(latest_checkpoint(run_dir) / "summarizer" / "summarizer.safetensors")
+    lora_b = [k for k in last if "lora_B" in k]
+    assert lora_b and any(not torch.equal(first[k], last[k]) for k in lora_b)  # the policy moved
+    assert any(last[k].abs().sum() > 0 for k in lora_b)
+    assert any(k.startswith("value_head") for k in last)
+
+    results = evaluate_run(run_dir)
+    assert results[0]["n_pairs"] == 4
+    rows = [json.loads(line) for line in (run_dir / "eval" / "pets.predictions.jsonl").read_text().splitlines()]
+    assert all(isinstance(r["summary"], str) and r["summary"] in r["conditioning"] for r in rows)
