@@ -40,7 +40,7 @@ def _train(args: argparse.Namespace) -> None:
         cfg = load_config(RewardTrainConfig, args.config, overrides)
         run_dir = train_reward_model(cfg, resume=args.resume)
     if not args.no_eval:
-        evaluate_run(run_dir, max_records=cfg.data.max_eval_records)
+        evaluate_run(run_dir)
         print_table(collect_results([run_dir]))
     print(f"run folder: {run_dir}")
 

@@ -39,6 +39,7 @@ def evaluate_run(run_dir: Path, datasets: list[str] | None = None, max_records: 
     cfg = run_config(run_dir)
     model = load_trained_reward_model(run_dir)
     summarizer = Summarizer.load(latest_checkpoint(run_dir) / "summarizer") if cfg.method in SUMMARY_METHODS else None
+    max_records = max_records or cfg.data.max_eval_records
     results = []
     for dataset in datasets or cfg.data.eval_datasets:
         records = load_split(dataset, "test")
