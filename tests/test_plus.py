@@ -73,3 +73,15 @@ def test_co_training_updates_both_models_and_evaluates_with_summaries(tmp_path):
     assert results[0]["n_pairs"] == 4
     rows = [json.loads(line) for line in (run_dir / "eval" / "pets.predictions.jsonl").read_text().splitlines()]
     assert all(isinstance(r["summary"], str) and r["summary"] in r["conditioning"] for r in rows)
+
+
+def test_a_frozen_summarizer_saves_and_loads_its_adapters(tmp_path):
+    """PLUS-untrained freezes the summarizer; its checkpoint must still load for evaluation."""
+    summarizer = Summarizer(SummarizerConfig(lora_rank=2))
+    summarizer.requires_grad_(False)
+    summarizer.save(tmp_path / "s")
+    saved = load_file(tmp_path / "s" / "summarizer.safetensors")
+    assert any("lora_A" in k for k in saved) and "value_head.weight" in saved
+    reloaded = Summarizer.load(tmp_path / "s")
+    for name, tensor in saved.items():
+        assert torch.equal(reloaded.state_dict()[name], tensor)

@@ -6,14 +6,12 @@ method: nothing (BTL), the oracle text (Oracle), the raw context (ICL) or a summ
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
+from plusrl.models.persistence import TrainedWeights
 from plusrl.models.loader import load_backbone, load_tokenizer
 
 
@@ -45,7 +43,11 @@ def _is_encoder(config) -> bool:
     return config.model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES and not getattr(config, "is_decoder", False)
 
 
-class RewardModel(nn.Module):
+class RewardModel(TrainedWeights, nn.Module):
+    weights_file = "model.safetensors"
+    config_file = "reward_model.json"
+    config_class = RewardModelConfig
+
     def __init__(self, config: RewardModelConfig):
         super().__init__()
         self.config = config
@@ -64,6 +66,7 @@ class RewardModel(nn.Module):
         self.head = nn.Linear(backbone.config.hidden_size, config.n_outputs)
         nn.init.normal_(self.head.weight, std=1.0 / (backbone.config.hidden_size + 1) ** 0.5)
         nn.init.zeros_(self.head.bias)
+        self.mark_trained_weights()
 
     @property
     def device(self) -> torch.device:
@@ -94,32 +97,3 @@ class RewardModel(nn.Module):
     def score(self, conditionings: list[str] | None, prompts: list[str], responses: list[str]) -> torch.Tensor:
         batch = self.encode(conditionings, prompts, responses)
         return self(batch.input_ids, batch.attention_mask)
-
-    # -- persistence: only trained weights are written (LoRA adapters + head, or everything)
-
-    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        names = {n for n, p in self.named_parameters() if p.requires_grad}
-        return {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items() if k in names}
-
-    def save(self, folder: str | Path) -> None:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        save_file(self.trainable_state_dict(), folder / "model.safetensors")
-        (folder / "reward_model.json").write_text(json.dumps(asdict(self.config), indent=2))
-
-    @classmethod
-    def load(cls, folder: str | Path) -> RewardModel:
-        folder = Path(folder)
-        config = RewardModelConfig(**json.loads((folder / "reward_model.json").read_text()))
-        model = cls(config)
-        model.load_trained(load_file(folder / "model.safetensors"))
-        return model
-
-    def load_trained(self, weights: dict[str, torch.Tensor]) -> None:
-        missing, unexpected = self.load_state_dict(weights, strict=False)
-        expected = set(self.trainable_state_dict())
-        if unexpected or expected - set(weights):
-            raise RuntimeError(
-                f"reward model weights do not match the config: unexpected={unexpected[:5]}, "
-                f"missing={sorted(expected - set(weights))[:5]}"
-            )

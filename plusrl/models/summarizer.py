@@ -7,18 +7,16 @@ trained weights, and the frozen reference policy is the same network with adapte
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from plusrl.data.prompts import context_text, strip_summary_header, summarizer_prompt
 from plusrl.data.schema import Record
+from plusrl.models.persistence import TrainedWeights
 from plusrl.models.loader import load_causal_lm, load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -51,7 +49,11 @@ class Rollout:
     texts: list[str]
 
 
-class Summarizer(nn.Module):
+class Summarizer(TrainedWeights, nn.Module):
+    weights_file = "summarizer.safetensors"
+    config_file = "summarizer.json"
+    config_class = SummarizerConfig
+
     def __init__(self, config: SummarizerConfig):
         super().__init__()
         self.config = config
@@ -71,6 +73,7 @@ class Summarizer(nn.Module):
         nn.init.zeros_(self.value_head.weight)
         nn.init.zeros_(self.value_head.bias)
         self.n_context_truncated = 0
+        self.mark_trained_weights()
 
     @property
     def device(self) -> torch.device:
@@ -175,30 +178,6 @@ class Summarizer(nn.Module):
             texts += self.generate(ids, mask, sample=sample).texts
         return texts
 
-    # -- persistence ---------------------------------------------------------------------
-
-    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        names = {n for n, p in self.named_parameters() if p.requires_grad}
-        return {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items() if k in names}
-
-    def save(self, folder: str | Path) -> None:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        save_file(self.trainable_state_dict(), folder / "summarizer.safetensors")
-        (folder / "summarizer.json").write_text(json.dumps(asdict(self.config), indent=2))
-
-    @classmethod
-    def load(cls, folder: str | Path) -> Summarizer:
-        folder = Path(folder)
-        model = cls(SummarizerConfig(**json.loads((folder / "summarizer.json").read_text())))
-        model.load_trained(load_file(folder / "summarizer.safetensors"))
-        return model
-
-    def load_trained(self, weights: dict[str, torch.Tensor]) -> None:
-        _, unexpected = self.load_state_dict(weights, strict=False)
-        missing = set(self.trainable_state_dict()) - set(weights)
-        if unexpected or missing:
-            raise RuntimeError(f"summarizer weights do not match: unexpected={unexpected[:5]}, missing={sorted(missing)[:5]}")
 
 
 def _mask_after_eos(ids: torch.Tensor, eos_id: int) -> torch.Tensor:

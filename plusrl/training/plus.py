@@ -25,7 +25,6 @@ from transformers import get_scheduler
 
 from plusrl.config import to_yaml
 from plusrl.data.registry import load_split
-from plusrl.io import atomic_write_text
 from plusrl.models.conditioning import build_conditionings
 from plusrl.models.reward_model import RewardModel, RewardModelConfig
 from plusrl.models.summarizer import Rollout, Summarizer, SummarizerConfig
