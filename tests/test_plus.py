@@ -85,3 +85,39 @@ def test_a_frozen_summarizer_saves_and_loads_its_adapters(tmp_path):
     reloaded = Summarizer.load(tmp_path / "s")
     for name, tensor in saved.items():
         assert torch.equal(reloaded.state_dict()[name], tensor)
+
+
+@pytest.mark.slow
+def test_co_training_killed_with_sigkill_resumes_to_the_uninterrupted_result(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    three = [*TINY_PLUS, "iterations=3", "data.eval_datasets=[]"]
+    killed_dir, clean_dir = tmp_path / "killed", tmp_path / "clean"
+    proc = subprocess.Popen([sys.executable, "-m", "plusrl.cli", "train", "--method", "plus", "--no-eval", *three,
+                             f"output_dir={killed_dir}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "TQDM_DISABLE": "1"})
+    deadline = time.time() + 400
+    while latest_checkpoint(killed_dir) is None:
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.time() < deadline
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert latest_checkpoint(killed_dir).name in ("step-000001", "step-000002")
+
+    train_plus(load_config(PlusConfig, killed_dir / "config.yaml"), resume=True)
+    train_plus(load_config(PlusConfig, None, [*three, f"output_dir={clean_dir}"]))
+
+    def final(run_dir, part, file):
+        return load_file(latest_checkpoint(run_dir) / part / file)
+
+    for part, file in (("summarizer", "summarizer.safetensors"), ("model", "model.safetensors")):
+        resumed, clean = final(killed_dir, part, file), final(clean_dir, part, file)
+        for name, tensor in clean.items():
+            torch.testing.assert_close(resumed[name], tensor, rtol=1e-4, atol=1e-5)
+    iterations = [json.loads(line)["iteration"] for line in (killed_dir / "metrics.jsonl").read_text().splitlines()]
+    assert iterations == [0, 1, 2]

@@ -25,6 +25,7 @@ from transformers import get_scheduler
 
 from plusrl.config import to_yaml
 from plusrl.data.registry import load_split
+from plusrl.io import atomic_write_text
 from plusrl.models.conditioning import build_conditionings
 from plusrl.models.reward_model import RewardModel, RewardModelConfig
 from plusrl.models.summarizer import Rollout, Summarizer, SummarizerConfig
@@ -152,6 +153,9 @@ def train_plus(cfg: PlusConfig, resume: bool = False) -> Path:
     if resume and (ckpt := latest_checkpoint(run_dir)) is not None:
         start = _load_state(ckpt, summarizer, reward_model, optimizers, schedulers)
         accelerator.print(f"resumed from {ckpt} at iteration {start}/{cfg.iterations}")
+        if accelerator.is_main_process:
+            for log_file in ("metrics.jsonl", "samples.jsonl"):
+                _drop_rows_from(run_dir / log_file, start)
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(to_yaml(cfg))
@@ -170,6 +174,7 @@ def train_plus(cfg: PlusConfig, resume: bool = False) -> Path:
         rollout = summarizer.generate(*summarizer.batch_prompts(batch, dataset), sample=True)
 
         # 3. rewards (Eq. 4) from the current reward model, then advantages (Eq. 5)
+        reward_model.eval()  # no dropout noise in the summarizer's reward
         with torch.no_grad(), accelerator.autocast():
             r_chosen, r_rejected = _score(reward_model, reward_model, batch, rollout.texts, dataset)
         returns_ = summary_return(r_chosen, r_rejected, cfg.ppo.reward_clip)
@@ -219,6 +224,13 @@ def train_plus(cfg: PlusConfig, resume: bool = False) -> Path:
                     summarizer.n_context_truncated, cfg.summarizer.max_prompt_tokens)
     accelerator.end_training()
     return run_dir
+
+
+def _drop_rows_from(path: Path, iteration: int) -> None:
+    """Forget log rows of iterations the resumed run will redo (written after the checkpoint)."""
+    if path.is_file():
+        rows = [line for line in path.read_text().splitlines() if json.loads(line)["iteration"] < iteration]
+        atomic_write_text(path, "".join(f"{line}\n" for line in rows))
 
 
 def _sample_batch(records, iteration: int, size: int, seed: int):
