@@ -83,8 +83,7 @@ def main() -> None:
     ppo_flops = 4 * n_summarizer * (prompt_tokens + summary_tokens)
 
     cond = build_conditionings("plus", records, "pets", rollout.texts)
-    enc = reward_model.encode(cond + cond, [r.prompt for r in records] * 2,
-                              [r.chosen for r in records] + [r.rejected for r in records])
+    enc = reward_model.encode_pairs(records, cond)
     rm_tokens = int(enc.attention_mask.sum())
 
     def rm_update():

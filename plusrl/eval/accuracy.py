@@ -23,11 +23,7 @@ def score_pairs(
     for start in tqdm(range(0, len(records), batch_size), desc=desc, leave=False):
         batch = records[start : start + batch_size]
         cond = None if conditionings is None else conditionings[start : start + batch_size]
-        enc = model.encode(
-            None if cond is None else cond + cond,
-            [r.prompt for r in batch] * 2,
-            [r.chosen for r in batch] + [r.rejected for r in batch],
-        )
+        enc = model.encode_pairs(batch, cond)
         rewards = model(enc.input_ids, enc.attention_mask).float().cpu()
         rewards = rewards[..., 0] if rewards.dim() == 2 else rewards  # DPL: the mean
         chosen.append(rewards[: len(batch)])

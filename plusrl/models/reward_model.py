@@ -83,6 +83,14 @@ class RewardModel(TrainedWeights, nn.Module):
         n_truncated = sum(n > self.config.max_length for n in full_lengths)
         return EncodedBatch(batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device), n_truncated)
 
+    def encode_pairs(self, records, conditionings: list[str] | None) -> EncodedBatch:
+        """One batch scoring both sides of each pair: chosen responses first, then rejected."""
+        return self.encode(
+            None if conditionings is None else conditionings + conditionings,
+            [r.prompt for r in records] * 2,
+            [r.chosen for r in records] + [r.rejected for r in records],
+        )
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         if self.pooling == "mean":

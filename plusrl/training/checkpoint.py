@@ -13,6 +13,14 @@ from pathlib import Path
 from plusrl.io import atomic_dir, atomic_write_text
 
 
+def run_folder(output_dir: str, dataset: str, method: str, resume: bool) -> Path:
+    """The run's folder (default runs/<dataset>-<method>); never silently reuses a finished or killed run."""
+    run_dir = Path(output_dir or f"runs/{Path(dataset).name}-{method}")
+    if latest_checkpoint(run_dir) is not None and not resume:
+        raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or pick another --output-dir")
+    return run_dir
+
+
 def save_checkpoint(run_dir: Path, step: int, write: Callable[[Path], None], keep: int = 2) -> Path:
     root = run_dir / "checkpoints"
     target = root / f"step-{step:06d}"

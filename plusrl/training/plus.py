@@ -29,7 +29,7 @@ from plusrl.io import atomic_write_text
 from plusrl.models.conditioning import build_conditionings
 from plusrl.models.reward_model import RewardModel, RewardModelConfig
 from plusrl.models.summarizer import Rollout, Summarizer, SummarizerConfig
-from plusrl.training.checkpoint import latest_checkpoint, save_checkpoint
+from plusrl.training.checkpoint import latest_checkpoint, run_folder, save_checkpoint
 from plusrl.training.losses import (
     bradley_terry_loss,
     gae_advantages,
@@ -105,9 +105,7 @@ class PlusConfig:
 
 
 def train_plus(cfg: PlusConfig, resume: bool = False) -> Path:
-    run_dir = Path(cfg.output_dir or f"runs/{Path(cfg.data.dataset).name}-{cfg.method}")
-    if latest_checkpoint(run_dir) is not None and not resume:
-        raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or pick another --output-dir")
+    run_dir = run_folder(cfg.output_dir, cfg.data.dataset, cfg.method, resume)
     if not cfg.train_reward_model and not cfg.reward_model_init:
         raise ValueError("a static reward model (train_reward_model=false) needs reward_model_init=<run folder>")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -244,8 +242,7 @@ def _sample_batch(records, iteration: int, size: int, seed: int):
 def _score(reward_model: RewardModel, forward, batch, summaries: list[str], dataset: str):
     """Rewards of chosen and rejected responses conditioned on each record's summary."""
     cond = build_conditionings("plus", batch, dataset, summaries)
-    enc = reward_model.encode(cond + cond, [r.prompt for r in batch] * 2,
-                              [r.chosen for r in batch] + [r.rejected for r in batch])
+    enc = reward_model.encode_pairs(batch, cond)
     rewards = forward(enc.input_ids, enc.attention_mask).float()
     return rewards[: len(batch)], rewards[len(batch) :]
 

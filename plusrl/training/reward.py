@@ -21,7 +21,7 @@ from plusrl.config import to_yaml
 from plusrl.data.registry import load_split
 from plusrl.models.conditioning import build_conditionings
 from plusrl.models.reward_model import RewardModel, RewardModelConfig
-from plusrl.training.checkpoint import latest_checkpoint, save_checkpoint
+from plusrl.training.checkpoint import latest_checkpoint, run_folder, save_checkpoint
 from plusrl.training.losses import bradley_terry_loss, preference_accuracy
 from plusrl.training.runtime import resolve_precision, rng_state, seed_everything, set_rng_state
 
@@ -74,16 +74,9 @@ class TrainingDiverged(RuntimeError):
     pass
 
 
-def run_dir_of(cfg: RewardTrainConfig) -> Path:
-    name = Path(cfg.data.dataset).name if Path(cfg.data.dataset).exists() else cfg.data.dataset
-    return Path(cfg.output_dir or f"runs/{name}-{cfg.method}")
-
-
 def train_reward_model(cfg: RewardTrainConfig, resume: bool = False) -> Path:
     """Train a reward model, checkpointing atomically; returns the run folder (model in `model/`)."""
-    run_dir = run_dir_of(cfg)
-    if latest_checkpoint(run_dir) is not None and not resume:
-        raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or pick another --output-dir")
+    run_dir = run_folder(cfg.output_dir, cfg.data.dataset, cfg.method, resume)
     accelerator = Accelerator(
         mixed_precision=resolve_precision(cfg.precision, torch.device("cuda" if torch.cuda.is_available() else "cpu")),
         log_with="tensorboard",
@@ -134,11 +127,7 @@ def train_reward_model(cfg: RewardTrainConfig, resume: bool = False) -> Path:
         batch = [records[i] for i in ids]
         cond = None if conditionings is None else [conditionings[i] for i in ids]
 
-        enc = reward_model.encode(
-            None if cond is None else cond + cond,
-            [r.prompt for r in batch] * 2,
-            [r.chosen for r in batch] + [r.rejected for r in batch],
-        )
+        enc = reward_model.encode_pairs(batch, cond)
         n_truncated, n_seen = n_truncated + enc.n_truncated, n_seen + 2 * len(batch)
         with accelerator.autocast():
             rewards = model(enc.input_ids, enc.attention_mask).float()
