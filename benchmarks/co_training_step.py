@@ -1,27 +1,43 @@
-"""Throughput of one PLUS co-training step, phase by phase, as MFU of this machine's measured peak.
+"""Throughput of the PLUS co-training step, phase by phase, as MFU of this machine's measured
+peak, side by side with TRL's GRPOTrainer doing the same summarizer work.
 
-    python benchmarks/co_training_step.py [--users 16] [--summary-tokens 32]
+    python benchmarks/co_training_step.py [--users 16] [--group 4] [--summary-tokens 24]
+                                          [--iterations 3] [--peer trl|none]
 
-Measures in the same run: the matmul peak (fp32 and bf16), then on real Pets users with
-the embedded models: summary generation, the reference-policy pass, the summarizer PPO
-update (LoRA forward + backward) and the reward-model update. FLOPs count 2·N per token
-for a forward pass and 2·N more for the activation gradients of a backward pass, plus 2·N
-for weight gradients where every weight trains (N = non-embedding parameters; LoRA
-adapters, being tiny, are left out).
+Measures in the same run:
+1. the matmul peak (fp32 and bf16; MFU is against the faster of the two);
+2. plusrl: the real `train_plus` loop (RLOO, `group` summaries per user, no reference pass)
+   for a few iterations on Pets users with the embedded models; the first iteration is
+   warm-up, the rest are averaged from the loop's own per-phase timings and token counts;
+3. TRL: GRPOTrainer on the same summarizer (SmolLM2-135M + the same LoRA), the same
+   prompts, group size, summary length, sampling temperature and reward (our reward model
+   behind a reward function, Eq. 4), β = 0, no gradient checkpointing. TRL trains the
+   summarizer only, so the comparison is on the summarizer's part of a step
+   (generate + reward + policy update) in summary tokens per second.
+
+FLOPs count 2·N per token for a forward pass and 2·N more for the activation gradients of a
+backward pass, plus 2·N for weight gradients where every weight trains (N = non-embedding
+parameters plus the LM head where logits are computed; LoRA adapters, being tiny, and
+attention scores are left out).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
+from plusrl.config import from_dict
 from plusrl.data.registry import load_split
-from plusrl.models.conditioning import build_conditionings
+from plusrl.models.loader import load_causal_lm
 from plusrl.models.reward_model import RewardModel, RewardModelConfig
 from plusrl.models.summarizer import Summarizer, SummarizerConfig
-from plusrl.training.losses import bradley_terry_loss
+from plusrl.training.plus import PlusConfig, train_plus
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 1024, repeats: int = 5) -> float:
@@ -33,21 +49,94 @@ def matmul_peak(dtype: torch.dtype, n: int = 1024, repeats: int = 5) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - start)
 
 
-def non_embedding_params(model: torch.nn.Module) -> int:
-    return sum(p.numel() for n, p in model.named_parameters() if "embed" not in n and "lora_" not in n
-               and "lm_head" not in n)
+def parameter_counts(model: torch.nn.Module) -> tuple[int, int]:
+    """(non-embedding parameters, LM-head parameters) of a backbone."""
+    body = head = 0
+    for name, p in model.named_parameters():
+        if "lora_" in name or "embed" in name:
+            continue
+        if "lm_head" in name:
+            head += p.numel()
+        else:
+            body += p.numel()
+    if head == 0 and hasattr(model, "get_output_embeddings") and model.get_output_embeddings() is not None:
+        head = model.get_output_embeddings().weight.numel()  # tied to the input embeddings
+    return body, head
 
 
-def timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
+def run_plusrl(args, workdir: Path) -> list[dict]:
+    cfg = from_dict(PlusConfig, {
+        "method": "plus", "output_dir": str(workdir), "iterations": args.iterations,
+        "rollout_batch_size": args.users, "rm_epochs": 1, "rm_minibatch_size": args.users * args.group,
+        "save_every": 10**6, "sample_every": 10**6,
+        "data": {"dataset": "pets", "eval_datasets": []},
+        "summarizer": {"max_summary_tokens": args.summary_tokens, "temperature": args.temperature},
+        "reward_model": {"max_length": 128},
+        "ppo": {"advantage_estimator": "rloo", "group_size": args.group, "kl_coef": 0.0,
+                "minibatch_size": args.users * args.group, "actor_lr": 1e-4},
+    })
+    run_dir = train_plus(cfg)
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return rows[1:]  # the first iteration warms up allocators and kernels
+
+
+def run_trl(args, records, summarizer: Summarizer, reward_model: RewardModel) -> list[dict]:
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    from plusrl.data.prompts import context_text, strip_summary_header, summarizer_prompt
+    from plusrl.models.conditioning import build_conditionings
+    from plusrl.training.losses import summary_return
+
+    rows = [{"prompt": [{"role": "user", "content": summarizer_prompt(context_text(r, "pets"), "pets")}],
+             "index": i} for i, r in enumerate(records)]
+
+    @torch.no_grad()
+    def plus_reward(prompts, completions, index, **_):  # Eq. 4 from our summary-conditioned RM
+        batch = [records[i] for i in index]
+        summaries = [strip_summary_header(c[0]["content"]) for c in completions]
+        enc = reward_model.encode_pairs(batch, build_conditionings("plus", batch, "pets", summaries))
+        rewards = reward_model(enc.input_ids, enc.attention_mask)
+        return summary_return(rewards[: len(batch)], rewards[len(batch):]).tolist()
+
+    class StepClock(TrainerCallback):
+        def __init__(self):
+            self.started, self.seconds = 0.0, []
+
+        def on_step_begin(self, *_, **__):
+            self.started = time.perf_counter()
+
+        def on_step_end(self, *_, **__):
+            self.seconds.append(time.perf_counter() - self.started)
+
+    clock = StepClock()
+    n_completions = args.users * args.group
+    config = GRPOConfig(
+        output_dir=tempfile.mkdtemp(), use_cpu=True, bf16=False, report_to="none", save_strategy="no",
+        max_steps=args.iterations, per_device_train_batch_size=n_completions, num_generations=args.group,
+        max_completion_length=args.summary_tokens, temperature=args.temperature, beta=0.0, learning_rate=1e-4,
+        gradient_checkpointing=False, logging_steps=1, disable_dropout=True,
+    )
+    lora = LoraConfig(r=summarizer.config.lora_rank, lora_alpha=summarizer.config.lora_alpha,
+                      target_modules="all-linear", task_type="CAUSAL_LM")
+    base = load_causal_lm(summarizer.config.model)  # the same SmolLM2 weights, fresh adapters from TRL
+    trainer = GRPOTrainer(model=base, reward_funcs=plus_reward, args=config, train_dataset=Dataset.from_list(rows),
+                          processing_class=summarizer.tokenizer, peft_config=lora, callbacks=[clock])
+    trainer.train()
+    lengths = [h["completions/mean_length"] for h in trainer.state.log_history if "completions/mean_length" in h]
+    return [{"seconds": s, "summary_tokens": n * n_completions} for s, n in zip(clock.seconds, lengths)][1:]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--users", type=int, default=16)
-    parser.add_argument("--summary-tokens", type=int, default=32)
+    parser.add_argument("--group", type=int, default=4)
+    parser.add_argument("--summary-tokens", type=int, default=24)
+    parser.add_argument("--temperature", type=float, default=0.7)
+    parser.add_argument("--iterations", type=int, default=3)
+    parser.add_argument("--peer", choices=["trl", "none"], default="trl")
     args = parser.parse_args()
 
     peak_fp32, peak_bf16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16, n=512, repeats=2)
@@ -55,55 +144,40 @@ def main() -> None:
     print(f"threads={torch.get_num_threads()}  matmul peak: fp32 {peak_fp32 / 1e9:.1f} GFLOP/s, "
           f"bf16 {peak_bf16 / 1e9:.1f} GFLOP/s (MFU below is against {peak / 1e9:.1f})")
 
-    records = load_split("pets", "train")[: args.users]
+    with tempfile.TemporaryDirectory() as workdir:
+        rows = run_plusrl(args, Path(workdir))
     summarizer = Summarizer(SummarizerConfig(max_summary_tokens=args.summary_tokens))
-    reward_model = RewardModel(RewardModelConfig(max_length=128))
-    n_summarizer, n_rm = non_embedding_params(summarizer.lm), non_embedding_params(reward_model.backbone)
+    reward_model = RewardModel(RewardModelConfig(max_length=128)).eval()
+    body, head = parameter_counts(summarizer.lm)
+    rm_body, _ = parameter_counts(reward_model.backbone)
 
-    prompt_ids, prompt_mask = summarizer.batch_prompts(records, "pets")
-    prompt_tokens = int(prompt_mask.sum())
-    rollout, t_gen = timed(lambda: summarizer.generate(prompt_ids, prompt_mask, sample=True))
-    summary_tokens = int(rollout.summary_mask.sum())
-    # generate() = sampling + one scoring pass over prompt + summary (log π_old and values)
-    gen_flops = 2 * n_summarizer * (prompt_tokens + summary_tokens) * 2
+    def mean(key):
+        return statistics.mean(r[key] for r in rows)
 
-    def reference_pass():
-        with torch.no_grad():
-            return summarizer.policy_forward(rollout.prompt_ids, rollout.prompt_mask, rollout.summary_ids,
-                                             rollout.summary_mask, use_adapter=False, with_values=False)
+    prompt_tokens, summary_tokens, rm_tokens = mean("tokens/prompt"), mean("tokens/summary"), mean("tokens/reward_model")
+    phases = [  # name, seconds, tokens, FLOPs
+        ("generate + reward", mean("time/generate_and_score"), prompt_tokens + summary_tokens,
+         2 * body * (prompt_tokens + summary_tokens) + 2 * head * summary_tokens + 2 * rm_body * rm_tokens),
+        ("summarizer RLOO update", mean("time/summarizer_update"), summary_tokens, 4 * (body + head) * summary_tokens),
+        ("reward-model BT update", mean("time/reward_model_update"), rm_tokens, 6 * rm_body * rm_tokens),
+    ]
+    print(f"\nplusrl, per iteration ({len(rows)} timed): {args.users} users × {args.group} summaries, "
+          f"prompt tokens {prompt_tokens:.0f}, summary tokens {summary_tokens:.0f}, RM tokens {rm_tokens:.0f}")
+    print(f"{'phase':<26}{'seconds':>9}{'tokens/s':>11}{'GFLOP/s':>10}{'MFU':>8}")
+    for name, seconds, tokens, flops in phases:
+        print(f"{name:<26}{seconds:>9.2f}{tokens / seconds:>11.0f}{flops / seconds / 1e9:>10.1f}{flops / seconds / peak:>8.1%}")
+    ours = (mean("time/generate_and_score") + mean("time/summarizer_update"))
+    print(f"summarizer part of a step: {ours:.1f} s = {summary_tokens / ours:.0f} summary tokens/s; "
+          f"whole co-training step {sum(p[1] for p in phases):.1f} s")
 
-    _, t_ref = timed(reference_pass)
-    ref_flops = 2 * n_summarizer * (prompt_tokens + summary_tokens)
-
-    def ppo_update():
-        logprobs, values = summarizer(rollout.prompt_ids, rollout.prompt_mask, rollout.summary_ids, rollout.summary_mask)
-        (logprobs.sum() + values.sum()).backward()
-
-    _, t_ppo = timed(ppo_update)
-    ppo_flops = 4 * n_summarizer * (prompt_tokens + summary_tokens)
-
-    cond = build_conditionings("plus", records, "pets", rollout.texts)
-    enc = reward_model.encode_pairs(records, cond)
-    rm_tokens = int(enc.attention_mask.sum())
-
-    def rm_update():
-        rewards = reward_model(enc.input_ids, enc.attention_mask)
-        bradley_terry_loss(rewards[: len(records)], rewards[len(records) :]).backward()
-
-    _, t_rm = timed(rm_update)
-    rm_flops = 6 * n_rm * rm_tokens
-
-    print(f"users={args.users}  prompt tokens={prompt_tokens}  summary tokens={summary_tokens}  RM tokens={rm_tokens}")
-    print(f"{'phase':<28}{'seconds':>9}{'tokens/s':>11}{'GFLOP/s':>10}{'MFU':>8}")
-    for name, seconds, tokens, flops in [
-        ("generate + score (π_old, V)", t_gen, prompt_tokens + summary_tokens, gen_flops),
-        ("reference pass", t_ref, prompt_tokens + summary_tokens, ref_flops),
-        ("summarizer PPO update", t_ppo, prompt_tokens + summary_tokens, ppo_flops),
-        ("reward-model BT update", t_rm, rm_tokens, rm_flops),
-    ]:
-        print(f"{name:<28}{seconds:>9.2f}{tokens / seconds:>11.0f}{flops / seconds / 1e9:>10.1f}{flops / seconds / peak:>8.1%}")
-    total = t_gen + t_ref + t_ppo + t_rm
-    print(f"one co-training step: {total:.1f} s for {args.users} users = {total / args.users:.2f} s per user")
+    if args.peer == "trl":
+        records = load_split("pets", "train")[: args.users]
+        trl_rows = run_trl(args, records, summarizer, reward_model)
+        trl_seconds = statistics.mean(r["seconds"] for r in trl_rows)
+        trl_tokens = statistics.mean(r["summary_tokens"] for r in trl_rows)
+        print(f"\nTRL GRPOTrainer, same work ({len(trl_rows)} timed steps): {trl_seconds:.1f} s per step, "
+              f"{trl_tokens / trl_seconds:.0f} summary tokens/s")
+        print(f"plusrl / TRL summary tokens/s: {(summary_tokens / ours) / (trl_tokens / trl_seconds):.2f}×")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,10 @@
     plusrl table runs/pets-btl runs/pets-oracle
     plusrl data validate FILE | plusrl data build-pets --out DIR
     plusrl models prepare
+    plusrl summarize --context ME.json [--run-dir RUN]        (one user's summary)
+    plusrl summarize --records pets --out summaries.json      (export; edit; reuse with --summaries)
+    plusrl judge --records pets --run-dir RUN [--backend openai --base-url URL --model NAME]
+    plusrl personalize --records pets --run-dir RUN --oracle-run ORACLE_RUN
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ from pathlib import Path
 
 from plusrl.config import ConfigError, load_config
 from plusrl.data.readers import DataError
+from plusrl.models.backends import BackendError
 from plusrl.models.loader import ModelLoadError
 
-USER_ERRORS = (ConfigError, DataError, ModelLoadError, FileExistsError, FileNotFoundError, ValueError)
+USER_ERRORS = (ConfigError, DataError, ModelLoadError, BackendError, FileExistsError, FileNotFoundError, ValueError)
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -98,6 +103,135 @@ def _models_prepare(args: argparse.Namespace) -> None:
         print(f"{name}: {resolve(name)}")
 
 
+def _summarizer(run_dir: str | None):
+    """The run's trained summarizer, or the embedded default (untrained) without a run."""
+    from plusrl.models.summarizer import Summarizer, SummarizerConfig
+    from plusrl.training.checkpoint import latest_checkpoint
+
+    if not run_dir:
+        return Summarizer(SummarizerConfig())
+    ckpt = latest_checkpoint(Path(run_dir))
+    if ckpt is None or not (ckpt / "summarizer").is_dir():
+        raise FileNotFoundError(f"{run_dir}: no summarizer checkpoint (train with --method plus first)")
+    return Summarizer.load(ckpt / "summarizer")
+
+
+def _records(args: argparse.Namespace):
+    from plusrl.data.registry import load_split
+
+    records = load_split(args.records, args.split)
+    return records[: args.max_records] if args.max_records else records
+
+
+def _summaries_for(args: argparse.Namespace, records) -> list[str]:
+    """Summaries from an exported (possibly hand-edited) file, else written by the summarizer."""
+    from plusrl.eval.zero_shot import load_summaries
+
+    if args.summaries:
+        known = load_summaries(Path(args.summaries))
+        if missing := [r.user_id for r in records if r.user_id not in known]:
+            raise DataError(f"{args.summaries}: no summary for {len(missing)} user(s) (first: {missing[0]})")
+        return [known[r.user_id] for r in records]
+    dataset = args.dataset or args.records
+    return _summarizer(args.run_dir).summarize(records, dataset)
+
+
+def _summarize(args: argparse.Namespace) -> None:
+    from plusrl.data.readers import read_user_context
+    from plusrl.eval.zero_shot import save_summaries
+
+    if args.context:
+        user = read_user_context(args.context)
+        print(_summarizer(args.run_dir).summarize([user], args.dataset or "generic")[0])
+        return
+    if not args.records or not args.out:
+        raise ValueError("give --context FILE (one user), or --records DATASET with --out FILE (export)")
+    records = _records(args)
+    summaries = _summarizer(args.run_dir).summarize(records, args.dataset or args.records)
+    save_summaries(Path(args.out), dict(zip((r.user_id for r in records), summaries)),
+                   source=args.run_dir or "embedded default summarizer (untrained)")
+    print(f"wrote {len(records)} summaries to {args.out}")
+
+
+def _backend(args: argparse.Namespace):
+    from plusrl.models.backends import BackendConfig, make_backend
+
+    return make_backend(BackendConfig(kind=args.backend, model=args.model or "smollm2-135m",
+                                      base_url=args.base_url or "", concurrency=args.concurrency))
+
+
+def _judge(args: argparse.Namespace) -> None:
+    from plusrl.eval.zero_shot import judge, judge_table
+
+    records = _records(args)
+    rows = judge(_backend(args), records, _summaries_for(args, records), seed=args.seed)
+    table = judge_table(rows)
+    _write_rows(Path(args.out), "judge", rows, table)
+    _print_rows("LLM-as-judge accuracy, default → personalized (Table 7 layout)", table,
+                [("type", "conversation_type", "{}"), ("n", "n", "{}"),
+                 ("default", "default_accuracy", "{:.1%}"), ("personalized", "personalized_accuracy", "{:.1%}"),
+                 ("unparsable", "default_unparsable", "{}"), ("unparsable (p)", "personalized_unparsable", "{}")])
+
+
+def _personalize(args: argparse.Namespace) -> None:
+    from plusrl.eval.accuracy import score_responses
+    from plusrl.eval.zero_shot import personalize, win_table
+    from plusrl.training.reward import load_trained_reward_model
+
+    records = _records(args)
+    oracle_rm = load_trained_reward_model(Path(args.oracle_run))
+    rows = personalize(_backend(args), records, _summaries_for(args, records))
+    oracle = [r.oracle or "" for r in records]
+    prompts = [r.prompt for r in records]
+    default = score_responses(oracle_rm, oracle, prompts, [r["default"] for r in rows])
+    personal = score_responses(oracle_rm, oracle, prompts, [r["personalized"] for r in rows])
+    for row, d, p in zip(rows, default.tolist(), personal.tolist()):
+        row["reward_default"], row["reward_personalized"] = d, p
+    table = win_table(rows)
+    _write_rows(Path(args.out), "personalize", rows, table)
+    _print_rows("Win rate of personalized over default responses, oracle-RM judged (Table 8 layout)", table,
+                [("type", "conversation_type", "{}"), ("n", "n", "{}"), ("win rate", "win_rate", "{:.1%}"),
+                 ("95% CI low", "ci_low", "{:.1%}"), ("95% CI high", "ci_high", "{:.1%}")])
+
+
+def _write_rows(out: Path, name: str, rows: list[dict], table: list[dict]) -> None:
+    import json
+
+    from plusrl.io import atomic_write_text
+
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / f"{name}.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    atomic_write_text(out / f"{name}.json", json.dumps(table, indent=2))
+
+
+def _print_rows(title: str, table: list[dict], columns: list[tuple[str, str, str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    view = Table(title=title)
+    for header, _, _ in columns:
+        view.add_column(header, justify="right")
+    for row in table:
+        view.add_row(*(fmt.format(row[key]) for _, key, fmt in columns))
+    Console().print(view)
+
+
+def _add_zero_shot_args(p: argparse.ArgumentParser, needs_backend: bool) -> None:
+    p.add_argument("--records", help="dataset name or records file whose users to use")
+    p.add_argument("--split", default="test")
+    p.add_argument("--dataset", help="prompt family when --records is a path (pets | generic)")
+    p.add_argument("--max-records", type=int, default=0)
+    p.add_argument("--run-dir", help="PLUS run whose summarizer writes the summaries (default: embedded, untrained)")
+    p.add_argument("--summaries", help="exported summaries JSON to use instead of summarizing")
+    if needs_backend:
+        p.add_argument("--backend", choices=["local", "openai"], default="local")
+        p.add_argument("--model", help="local: model name or path; openai: the endpoint's model name")
+        p.add_argument("--base-url", help="openai: e.g. http://127.0.0.1:8000/v1 (key from $OPENAI_API_KEY)")
+        p.add_argument("--concurrency", type=int, default=8)
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--out", default="runs/zero-shot", help="folder for per-query rows and the table")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="plusrl", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -139,6 +273,21 @@ def build_parser() -> argparse.ArgumentParser:
     q = models_sub.add_parser("prepare", help="locate embedded models and convert them once to safetensors")
     q.add_argument("names", nargs="*")
     q.set_defaults(func=_models_prepare)
+
+    p = sub.add_parser("summarize", help="write a user's summary; export summaries to edit and reuse")
+    p.add_argument("--context", help="JSON file: {\"user_id\": ..., \"context\": [items]} or a list of items")
+    p.add_argument("--out", help="with --records: write {user_id: summary} JSON here")
+    _add_zero_shot_args(p, needs_backend=False)
+    p.set_defaults(func=_summarize)
+
+    p = sub.add_parser("judge", help="Alg. 2: LLM-as-judge accuracy without and with each user's summary")
+    _add_zero_shot_args(p, needs_backend=True)
+    p.set_defaults(func=_judge)
+
+    p = sub.add_parser("personalize", help="Alg. 3: responses without and with the summary, oracle-RM win rate")
+    p.add_argument("--oracle-run", required=True, help="run folder of a trained oracle reward model")
+    _add_zero_shot_args(p, needs_backend=True)
+    p.set_defaults(func=_personalize)
     return parser
 
 

@@ -116,3 +116,25 @@ def test_group_advantages_rloo_and_grpo():
     torch.testing.assert_close(group_advantages(returns, 3, "rloo"), torch.tensor([-1.5, 0.0, 1.5, 0.0, 0.0, 0.0]))
     grpo = group_advantages(returns, 3, "grpo")  # (x - 2) / std([1,2,3]) = (x - 2) / 1
     torch.testing.assert_close(grpo, torch.tensor([-1.0, 0.0, 1.0, 0.0, 0.0, 0.0]), atol=1e-5, rtol=0)
+
+
+def test_dpl_loss_is_minus_log_probit_of_the_standardised_margin():
+    from plusrl.training.losses import dpl_loss
+
+    # μ_A - μ_B = 1, σ_A² = σ_B² = 0.5 → z = 1 → -log Φ(1) = -log 0.841345 = 0.172753
+    half = torch.tensor([math.log(0.5)])
+    loss = dpl_loss(torch.tensor([1.0]), half, torch.tensor([0.0]), half)
+    assert abs(loss.item() - 0.172753) < 1e-5
+    # equal means: Φ(0) = ½ whatever the variances → log 2
+    assert abs(dpl_loss(torch.zeros(1), torch.zeros(1), torch.zeros(1), torch.ones(1)).item() - math.log(2)) < 1e-6
+    # a wider spread makes the same margin less certain
+    wide = dpl_loss(torch.tensor([1.0]), torch.tensor([2.0]), torch.tensor([0.0]), torch.tensor([2.0]))
+    assert wide.item() > loss.item()
+
+
+def test_gaussian_kl_by_hand():
+    from plusrl.training.losses import gaussian_kl
+
+    assert gaussian_kl(torch.zeros(3, 4), torch.zeros(3, 4)).item() == 0.0
+    # one dimension, μ = 1, σ² = e: ½(1 + e - 1 - 1) = ½(e - 1) = 0.859141
+    assert abs(gaussian_kl(torch.tensor([[1.0]]), torch.tensor([[1.0]])).item() - 0.859141) < 1e-5

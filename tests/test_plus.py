@@ -50,9 +50,50 @@ def test_oldest_context_items_are_dropped_to_fit_the_window():
     assert len(summarizer.prompt_ids(huge, "pets")) == 200
 
 
+def _full_pass_logprobs(summarizer, prompt_ids, prompt_mask, rollout):
+    """log π(z_t) from one plain forward pass over prompt + summary, no cache involved."""
+    rows = rollout.prompt_index
+    ids = torch.cat([prompt_ids[rows], rollout.summary_ids], 1)
+    mask = torch.cat([prompt_mask[rows], rollout.summary_mask], 1)
+    positions = (mask.cumsum(1) - 1).clamp(min=0)
+    logits = summarizer.lm(input_ids=ids, attention_mask=mask, position_ids=positions).logits
+    logits = logits[:, prompt_ids.shape[1] - 1 : -1].float() / summarizer.config.temperature
+    return torch.log_softmax(logits, -1).gather(2, rollout.summary_ids.unsqueeze(-1)).squeeze(-1)
+
+
+@torch.no_grad()
+def test_sampling_from_a_shared_prompt_prefix_gives_the_policy_log_probs():
+    """π_old read off the sampling loop (static cache, prefix shared by a group) is exactly π_θ."""
+    torch.manual_seed(0)
+    summarizer = Summarizer(SummarizerConfig(max_summary_tokens=6, lora_rank=4, temperature=0.8))
+    for name, p in summarizer.named_parameters():
+        if "lora_B" in name or "value_head" in name:
+            p.normal_(std=0.02)  # adapters and critic away from their zero init
+    records = load_split("pets", "test")[:2]
+    prompt_ids, prompt_mask = summarizer.batch_prompts(records, "pets")
+    rollout = summarizer.generate(prompt_ids, prompt_mask, group=3, sample=True)
+    assert rollout.prompt_index.tolist() == [0, 0, 0, 1, 1, 1] and len(rollout.texts) == 6
+
+    mask = rollout.summary_mask.bool()
+    expected = _full_pass_logprobs(summarizer, prompt_ids, prompt_mask, rollout)
+    torch.testing.assert_close(rollout.logprobs[mask], expected[mask], atol=1e-4, rtol=1e-4)
+    logprobs, values = summarizer.continue_from(rollout.prefix, rollout.prompt_index, rollout.summary_ids,
+                                                rollout.summary_mask)
+    torch.testing.assert_close(logprobs[mask], expected[mask], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(values[mask], rollout.values[mask], atol=1e-4, rtol=1e-4)
+
+    reference = summarizer.reference_logprobs(rollout, prompt_ids, prompt_mask)
+    with summarizer.lm.disable_adapter():
+        expected_reference = _full_pass_logprobs(summarizer, prompt_ids, prompt_mask, rollout)
+    torch.testing.assert_close(reference[mask], expected_reference[mask], atol=1e-4, rtol=1e-4)
+    assert (reference[mask] - logprobs[mask]).abs().max() > 1e-3  # the adapters do change the policy
+
+
 @pytest.mark.slow
-def test_co_training_updates_both_models_and_evaluates_with_summaries(tmp_path):
-    cfg = load_config(PlusConfig, None, [*TINY_PLUS, f"output_dir={tmp_path / 'run'}"])
+@pytest.mark.parametrize("estimator", ["gae", "rloo"])
+def test_co_training_updates_both_models_and_evaluates_with_summaries(tmp_path, estimator):
+    cfg = load_config(PlusConfig, None, [*TINY_PLUS, f"ppo.advantage_estimator={estimator}", "ppo.group_size=2",
+                                         f"output_dir={tmp_path / 'run'}"])
     run_dir = train_plus(cfg)
 
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -68,6 +109,8 @@ def test_co_training_updates_both_models_and_evaluates_with_summaries(tmp_path):
     assert lora_b and any(not torch.equal(first[k], last[k]) for k in lora_b)  # the policy moved
     assert any(last[k].abs().sum() > 0 for k in lora_b)
     assert any(k.startswith("value_head") for k in last)
+    if estimator == "gae":
+        assert not torch.equal(first["value_head.weight"], last["value_head.weight"])  # the critic trains
 
     results = evaluate_run(run_dir)
     assert results[0]["n_pairs"] == 4

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from plusrl.data.schema import Record
+from plusrl.data.schema import Record, UserContext
 from plusrl.io import atomic_write_text
 
 
@@ -37,6 +37,25 @@ def parse_record(raw: object, where: str) -> Record:
         return Record.model_validate(raw)
     except ValidationError as err:
         raise DataError(f"{where}: {_describe(err)}") from None
+
+
+def read_user_context(path: str | os.PathLike) -> UserContext:
+    """A JSON file holding {"user_id": ..., "context": [items]} or just the list of items."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from None
+    if isinstance(raw, list):
+        raw = {"context": raw}
+    if not isinstance(raw, dict):
+        raise DataError(f"{path}: expected an object with a 'context' list, or a list of context items")
+    try:
+        return UserContext.model_validate({k: v for k, v in raw.items() if k in ("user_id", "context")})
+    except ValidationError as err:
+        raise DataError(f"{path}: {_describe(err)}") from None
 
 
 def _iter_jsonl(path: Path) -> Iterator[tuple[str, object]]:

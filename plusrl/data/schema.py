@@ -60,3 +60,10 @@ class Record(_Strict):
     """Text describing the user's true preference ("This user prefers cats over dogs.")."""
     meta: dict[str, str | int | float | bool] = Field(default_factory=dict)
     """Dataset-specific tags (user type, whether the pair is controversial, ...)."""
+
+
+class UserContext(_Strict):
+    """One user's context alone, for summarizing outside a dataset (`plusrl summarize`)."""
+
+    user_id: NonEmptyStr = "user"
+    context: Annotated[list[ContextItem], Field(min_length=1)]

@@ -24,12 +24,26 @@ def score_pairs(
         batch = records[start : start + batch_size]
         cond = None if conditionings is None else conditionings[start : start + batch_size]
         enc = model.encode_pairs(batch, cond)
-        rewards = model(enc.input_ids, enc.attention_mask).float().cpu()
+        latent = model.user_latent(batch)[0].repeat(2, 1) if model.user_encoder is not None else None  # VPL: z = μ
+        rewards = model(enc.input_ids, enc.attention_mask, latent).float().cpu()
         rewards = rewards[..., 0] if rewards.dim() == 2 else rewards  # DPL: the mean
         chosen.append(rewards[: len(batch)])
         rejected.append(rewards[len(batch) :])
         n_truncated += enc.n_truncated
     return torch.cat(chosen), torch.cat(rejected), n_truncated
+
+
+@torch.no_grad()
+def score_responses(model: RewardModel, conditionings: list[str] | None, prompts: list[str], responses: list[str],
+                    batch_size: int = 64) -> torch.Tensor:
+    """Rewards of free-form responses (e.g. generated ones) under each conditioning text."""
+    model.eval()
+    out = []
+    for start in range(0, len(prompts), batch_size):
+        end = start + batch_size
+        cond = None if conditionings is None else conditionings[start:end]
+        out.append(model.score(cond, prompts[start:end], responses[start:end]).float().cpu())
+    return torch.cat(out)
 
 
 def evaluate(

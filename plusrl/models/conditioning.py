@@ -10,6 +10,7 @@ from plusrl.data.schema import Record
 CONDITIONING = {
     "btl": "none",
     "dpl": "none",
+    "vpl": "none",  # conditions on a latent from the context pairs, not on text
     "oracle": "oracle",
     "icl": "context",
     "plus-untrained": "summary",

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from plusrl.data.readers import DataError
 from plusrl.models.persistence import TrainedWeights
 from plusrl.models.loader import load_backbone, load_tokenizer
 
@@ -28,6 +29,10 @@ class RewardModelConfig:
     lora_rank: int = 0
     """0 trains every weight; >0 trains LoRA adapters of that rank plus the head."""
     lora_alpha: int = 32
+    latent_dim: int = 0
+    """VPL: size of the user latent z appended to the pooled features (0 = no latent)."""
+    latent_hidden: int = 512
+    """VPL: width of the user encoder (App. H Table 12: latent and hidden size 512)."""
 
 
 @dataclass
@@ -63,8 +68,10 @@ class RewardModel(TrainedWeights, nn.Module):
             lora = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, target_modules="all-linear")
             backbone = get_peft_model(backbone, lora)
         self.backbone = backbone
-        self.head = nn.Linear(backbone.config.hidden_size, config.n_outputs)
-        nn.init.normal_(self.head.weight, std=1.0 / (backbone.config.hidden_size + 1) ** 0.5)
+        hidden = backbone.config.hidden_size
+        self.user_encoder = UserEncoder(2 * hidden, config.latent_hidden, config.latent_dim) if config.latent_dim else None
+        self.head = nn.Linear(hidden + config.latent_dim, config.n_outputs)
+        nn.init.normal_(self.head.weight, std=1.0 / (hidden + 1) ** 0.5)
         nn.init.zeros_(self.head.bias)
         self.mark_trained_weights()
 
@@ -91,17 +98,67 @@ class RewardModel(TrainedWeights, nn.Module):
             [r.chosen for r in records] + [r.rejected for r in records],
         )
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, latent: torch.Tensor | None = None):
+        pooled = self._pool(input_ids, attention_mask)
+        if self.user_encoder is not None:
+            if latent is None:
+                raise ValueError("this reward model conditions on a user latent (VPL): pass `latent`")
+            pooled = torch.cat([pooled, latent.to(pooled.dtype)], dim=-1)
+        out = self.head(pooled.to(self.head.weight.dtype))
+        return out.squeeze(-1) if self.config.n_outputs == 1 else out
+
+    def _pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         if self.pooling == "mean":
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-        else:
-            last = attention_mask.sum(1) - 1
-            pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
-        out = self.head(pooled.to(self.head.weight.dtype))
-        return out.squeeze(-1) if self.config.n_outputs == 1 else out
+            return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+        last = attention_mask.sum(1) - 1
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+
+    def user_latent(self, records) -> tuple[torch.Tensor, torch.Tensor]:
+        """VPL's posterior q(z | context) = N(mean, exp(logvar)) from each user's context pairs.
+
+        Pairs are embedded by the frozen backbone (as VPL embeds them with a frozen LLM); the
+        encoder over those embeddings is trained.
+        """
+        pairs = [[item for item in r.context if getattr(item, "kind", None) == "pair"] for r in records]
+        if missing := [r.user_id for r, p in zip(records, pairs) if not p]:
+            raise DataError(f"VPL encodes a user from labelled preference pairs; user {missing[0]} has none "
+                            f"({len(missing)} such records). VPL cannot read unlabelled conversations or notes.")
+        flat = [p for user in pairs for p in user]
+        enc = self.encode(None, [p.prompt for p in flat] * 2, [p.chosen for p in flat] + [p.rejected for p in flat])
+        with torch.no_grad():
+            embedded = self._pool(enc.input_ids, enc.attention_mask).float()
+        features = torch.cat([embedded[: len(flat)], embedded[len(flat) :]], dim=-1)
+        width = max(map(len, pairs))
+        padded = features.new_zeros(len(records), width, features.shape[-1])
+        present = torch.zeros(len(records), width, dtype=torch.bool, device=features.device)
+        start = 0
+        for i, user in enumerate(pairs):
+            padded[i, : len(user)] = features[start : start + len(user)]
+            present[i, : len(user)] = True
+            start += len(user)
+        return self.user_encoder(padded, present)
 
     def score(self, conditionings: list[str] | None, prompts: list[str], responses: list[str]) -> torch.Tensor:
         batch = self.encode(conditionings, prompts, responses)
         return self(batch.input_ids, batch.attention_mask)
+
+
+class UserEncoder(nn.Module):
+    """VPL's encoder: (chosen, rejected) embedding pairs → self-attention over a user's pairs →
+    mean-pooled → Gaussian posterior over the user latent z."""
+
+    def __init__(self, pair_dim: int, hidden: int, latent_dim: int, heads: int = 4):
+        super().__init__()
+        self.pair_mlp = nn.Sequential(nn.Linear(pair_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden))
+        self.attention = nn.MultiheadAttention(hidden, heads, batch_first=True)
+        self.to_posterior = nn.Linear(hidden, 2 * latent_dim)
+
+    def forward(self, pairs: torch.Tensor, present: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.pair_mlp(pairs)
+        h = h + self.attention(h, h, h, key_padding_mask=~present, need_weights=False)[0]
+        weights = present.unsqueeze(-1).to(h.dtype)
+        pooled = (h * weights).sum(1) / weights.sum(1).clamp(min=1)
+        mean, logvar = self.to_posterior(pooled).chunk(2, dim=-1)
+        return mean, logvar.clamp(-10, 10)

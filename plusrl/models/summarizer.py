@@ -7,12 +7,15 @@ trained weights, and the frozen reference policy is the same network with adapte
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import DynamicCache, StaticCache
+from transformers.generation.logits_process import TopPLogitsWarper
 
 from plusrl.data.prompts import context_text, strip_summary_header, summarizer_prompt
 from plusrl.data.schema import Record
@@ -37,15 +40,36 @@ class SummarizerConfig:
 
 
 @dataclass
-class Rollout:
-    """Generated summaries with everything PPO needs, right-padded over summary tokens."""
+class PromptPrefix:
+    """KV cache of left-padded prompts minus their last token, computed once per context.
 
-    prompt_ids: torch.Tensor  # [B, P] left-padded
-    prompt_mask: torch.Tensor
-    summary_ids: torch.Tensor  # [B, T] right-padded
+    Every summary of a context continues from it: generation, the PPO passes and the reference
+    pass each feed only [last prompt token, summary tokens], so a prompt costs one forward
+    pass per policy instead of one per pass per summary.
+    """
+
+    keys_values: list[tuple[torch.Tensor, torch.Tensor]]  # per layer, [n_prompts, heads, P-1, d]
+    prompt_mask: torch.Tensor  # [n_prompts, P]
+    last_ids: torch.Tensor  # [n_prompts, 1] the last prompt token (the chat template's "assistant\n")
+
+    def cache(self, rows: torch.Tensor, config) -> DynamicCache:
+        """A fresh cache holding the prefixes of `rows` (prompt index per summary)."""
+        return DynamicCache(ddp_cache_data=[(k[rows], v[rows]) for k, v in self.keys_values], config=config)
+
+
+@dataclass
+class Rollout:
+    """Sampled summaries with everything PPO needs, right-padded over summary tokens.
+
+    Row i is a summary of prompt `prompt_index[i]`; with a group size k, each prompt has k rows.
+    """
+
+    prefix: PromptPrefix
+    prompt_index: torch.Tensor  # [B]
+    summary_ids: torch.Tensor  # [B, T]
     summary_mask: torch.Tensor  # 1 on real summary tokens (EOS included)
-    logprobs: torch.Tensor  # [B, T] log π_old(z_t | ·)
-    values: torch.Tensor  # [B, T] V(state before z_t)
+    logprobs: torch.Tensor  # [B, T] log π_old(z_t | ·), taken while sampling
+    values: torch.Tensor | None  # [B, T] V(state before z_t), taken while sampling
     texts: list[str]
 
 
@@ -60,7 +84,6 @@ class Summarizer(TrainedWeights, nn.Module):
         self.tokenizer = load_tokenizer(config.model)
         self.tokenizer.padding_side = "left"  # generation continues from the right edge
         lm = load_causal_lm(config.model)
-        lm.generation_config.pad_token_id = self.tokenizer.pad_token_id
         if config.lora_rank > 0:
             from peft import LoraConfig, get_peft_model
 
@@ -68,6 +91,7 @@ class Summarizer(TrainedWeights, nn.Module):
                               task_type="CAUSAL_LM")
             lm = get_peft_model(lm, lora)
         self.lm = lm
+        _disable_dropout(lm)
         hidden = lm.config.hidden_size
         self.value_head = nn.Linear(hidden, 1)
         nn.init.zeros_(self.value_head.weight)
@@ -111,73 +135,124 @@ class Summarizer(TrainedWeights, nn.Module):
         mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs])
         return ids.to(self.device), mask.to(self.device)
 
-    # -- generation ----------------------------------------------------------------------
+    # -- generation and scoring, continuing from a shared prompt prefix ----------------------
+
+    def _adapter(self, enabled: bool):
+        return contextlib.nullcontext() if enabled or self.config.lora_rank == 0 else self.lm.disable_adapter()
 
     @torch.no_grad()
-    def generate(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, sample: bool = True) -> Rollout:
-        """Sample summaries; log π_old and values come from the forward pass of `policy_forward`."""
-        was_training = self.training
-        self.eval()
-        out = self.lm.generate(
-            input_ids=prompt_ids,
-            attention_mask=prompt_mask,
-            max_new_tokens=self.config.max_summary_tokens,
-            do_sample=sample,
-            temperature=self.config.temperature if sample else None,
-            top_p=self.config.top_p if sample else None,
-            top_k=None,
-            pad_token_id=self.tokenizer.pad_token_id,
-            eos_token_id=self.tokenizer.eos_token_id,
-        )
-        summary_ids = out[:, prompt_ids.shape[1] :]
-        summary_mask = _mask_after_eos(summary_ids, self.tokenizer.eos_token_id)
-        summary_ids = summary_ids.masked_fill(summary_mask == 0, self.tokenizer.pad_token_id)
-        logprobs, values = self.policy_forward(prompt_ids, prompt_mask, summary_ids, summary_mask)
-        self.train(was_training)
+    def prefill(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, use_adapter: bool = True) -> PromptPrefix:
+        positions = (prompt_mask.cumsum(1) - 1).clamp(min=0)  # left padding: real tokens start at 0
+        with self._adapter(use_adapter):
+            out = self.lm(input_ids=prompt_ids[:, :-1], attention_mask=prompt_mask[:, :-1],
+                          position_ids=positions[:, :-1], use_cache=True, logits_to_keep=1)
+        keys_values = [(layer.keys, layer.values) for layer in out.cache.layers]
+        return PromptPrefix(keys_values, prompt_mask, prompt_ids[:, -1:])
+
+    def continue_from(
+        self, prefix: PromptPrefix, rows: torch.Tensor, summary_ids: torch.Tensor, summary_mask: torch.Tensor,
+        use_adapter: bool = True, with_values: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Log π(z_t | c, z_<t) and V at each summary position, feeding only the summary tokens.
+
+        Gradients stop at the cached prompt prefix (as in prefix-sharing RL trainers): the
+        adapters learn from how summary tokens read the prompt, not from how the prompt is
+        encoded. It keeps a PPO step at the cost of the summary, not of the whole context.
+        """
+        inputs = torch.cat([prefix.last_ids[rows], summary_ids[:, :-1]], dim=1)
+        prompt_mask = prefix.prompt_mask[rows]
+        mask = torch.cat([prompt_mask, summary_mask[:, :-1]], dim=1)
+        positions = prompt_mask.sum(1, keepdim=True) - 1 + torch.arange(inputs.shape[1], device=inputs.device)
+        with self._adapter(use_adapter):
+            out = self.lm(input_ids=inputs, attention_mask=mask, position_ids=positions,
+                          cache=prefix.cache(rows, self.lm.config), output_hidden_states=with_values)
+        logprobs = torch.gather(self._log_policy(out.logits), 2, summary_ids.unsqueeze(-1)).squeeze(-1)
+        values = self._values(out.hidden_states[-1]) if with_values else None
+        return logprobs, values
+
+    def forward(self, prefix: PromptPrefix, rows: torch.Tensor, summary_ids: torch.Tensor, summary_mask: torch.Tensor):
+        """Training pass (through DDP when distributed): log-probs and values of the summary tokens."""
+        return self.continue_from(prefix, rows, summary_ids, summary_mask)
+
+    def _log_policy(self, logits: torch.Tensor) -> torch.Tensor:
+        return F.log_softmax(logits.float() / self.config.temperature, dim=-1)
+
+    def _values(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.value_head(hidden.to(self.value_head.weight.dtype)).squeeze(-1).float()
+
+    @torch.no_grad()
+    def generate(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, group: int = 1, sample: bool = True,
+                 with_values: bool = True) -> Rollout:
+        """`group` summaries per prompt; log π_old and V are read off the sampling pass itself."""
+        prefix = self.prefill(prompt_ids, prompt_mask)
+        rows = torch.arange(len(prompt_ids), device=self.device).repeat_interleave(group)
+        # A static cache is written in place; a dynamic one would copy all rows' prefixes every token
+        n_steps = self.config.max_summary_tokens
+        cache = StaticCache(config=self.lm.config, max_cache_len=prefix.prompt_mask.shape[1] - 1 + n_steps)
+        for layer, (keys, values) in zip(cache.layers, prefix.keys_values):
+            layer.update(keys[rows], values[rows])
+        attention = torch.cat([prefix.prompt_mask[rows], prefix.prompt_mask.new_ones(len(rows), n_steps - 1)], 1)
+        position = prefix.prompt_mask[rows].sum(1, keepdim=True) - 1
+        token = prefix.last_ids[rows]
+        top_p = TopPLogitsWarper(self.config.top_p) if sample and self.config.top_p < 1 else None
+        eos, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
+        done = torch.zeros(len(rows), dtype=torch.bool, device=self.device)
+        tokens, logprobs, values = [], [], []
+        for _ in range(n_steps):
+            out = self.lm(input_ids=token, attention_mask=attention, position_ids=position, cache=cache,
+                          output_hidden_states=with_values)
+            log_policy = self._log_policy(out.logits[:, -1])
+            if sample:
+                scores = log_policy if top_p is None else top_p(None, log_policy)
+                token = torch.multinomial(scores.softmax(-1), 1)
+            else:
+                token = log_policy.argmax(-1, keepdim=True)
+            token = token.masked_fill(done[:, None], pad)
+            tokens.append(token)
+            logprobs.append(log_policy.gather(1, token))
+            if with_values:
+                values.append(self._values(out.hidden_states[-1][:, -1:]))
+            done |= token.squeeze(1) == eos
+            if done.all():
+                break
+            position = position + 1
+        summary_ids = torch.cat(tokens, dim=1)
+        summary_mask = _mask_after_eos(summary_ids, eos)
         texts = [
             strip_summary_header(self.tokenizer.decode(ids[m.bool()], skip_special_tokens=True))
             for ids, m in zip(summary_ids, summary_mask)
         ]
-        return Rollout(prompt_ids, prompt_mask, summary_ids, summary_mask, logprobs, values, texts)
+        mask = summary_mask.float()
+        return Rollout(prefix, rows, summary_ids, summary_mask, torch.cat(logprobs, 1) * mask,
+                       torch.cat(values, 1) * mask if with_values else None, texts)
 
-    def policy_forward(
-        self, prompt_ids, prompt_mask, summary_ids, summary_mask, use_adapter: bool = True, with_values: bool = True
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Log π(z_t | c, z_<t) and V at each summary position, in one pass over prompt + summary."""
-        ids = torch.cat([prompt_ids, summary_ids], dim=1)
-        mask = torch.cat([prompt_mask, summary_mask], dim=1)
-        positions = (mask.cumsum(1) - 1).clamp(min=0)  # left padding: real tokens start at 0
-        n_summary = summary_ids.shape[1]
-
-        def run():
-            return self.lm(input_ids=ids, attention_mask=mask, position_ids=positions, output_hidden_states=with_values,
-                           logits_to_keep=n_summary + 1)
-
-        if use_adapter or self.config.lora_rank == 0:
-            out = run()
-        else:
-            with self.lm.disable_adapter():
-                out = run()
-        logits = out.logits[:, :-1].float()  # position t predicts summary token t
-        logprobs = torch.gather(F.log_softmax(logits, dim=-1), 2, summary_ids.unsqueeze(-1)).squeeze(-1)
-        values = None
-        if with_values:
-            hidden = out.hidden_states[-1][:, -(n_summary + 1) : -1]
-            values = self.value_head(hidden.to(self.value_head.weight.dtype)).squeeze(-1).float()
-        return logprobs, values
-
-    def forward(self, prompt_ids, prompt_mask, summary_ids, summary_mask):
-        """Training pass (through DDP when distributed): log-probs and values of the summary tokens."""
-        return self.policy_forward(prompt_ids, prompt_mask, summary_ids, summary_mask)
+    @torch.no_grad()
+    def reference_logprobs(self, rollout: Rollout, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor) -> torch.Tensor:
+        """log π_ref(z_t | ·) of the base model (adapters off), with its own prompt prefix."""
+        if self.config.lora_rank == 0:
+            raise ValueError("full fine-tuning has no adapter-free reference; use lora_rank > 0 or kl_coef=0")
+        prefix = self.prefill(prompt_ids, prompt_mask, use_adapter=False)
+        logprobs, _ = self.continue_from(prefix, rollout.prompt_index, rollout.summary_ids, rollout.summary_mask,
+                                         use_adapter=False, with_values=False)
+        return logprobs * rollout.summary_mask
 
     def summarize(self, records: list[Record], dataset: str, batch_size: int = 16, sample: bool = False) -> list[str]:
         """Summaries for records (greedy by default, for evaluation and serving)."""
         texts = []
         for start in range(0, len(records), batch_size):
             ids, mask = self.batch_prompts(records[start : start + batch_size], dataset)
-            texts += self.generate(ids, mask, sample=sample).texts
+            texts += self.generate(ids, mask, sample=sample, with_values=False).texts
         return texts
 
+
+
+def _disable_dropout(model: nn.Module) -> None:
+    """PPO's ratio π_θ/π_old assumes the net that sampled is the net that trains: no dropout."""
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0
+    if hasattr(model.config, "attention_dropout"):
+        model.config.attention_dropout = 0.0
 
 
 def _mask_after_eos(ids: torch.Tensor, eos_id: int) -> torch.Tensor:

@@ -16,6 +16,19 @@ def preference_accuracy(reward_chosen: torch.Tensor, reward_rejected: torch.Tens
     return (reward_chosen > reward_rejected).float().mean()
 
 
+def dpl_loss(mean_chosen: torch.Tensor, logvar_chosen: torch.Tensor, mean_rejected: torch.Tensor,
+             logvar_rejected: torch.Tensor) -> torch.Tensor:
+    """DPL mean-and-variance (Siththaranjan et al. 2024): each response's utility over users is
+    N(μ, σ²), so P(A ≻ B) = Φ((μ_A - μ_B) / sqrt(σ_A² + σ_B²)); the loss is -log of that."""
+    scale = (logvar_chosen.exp() + logvar_rejected.exp()).sqrt()
+    return -torch.special.log_ndtr((mean_chosen - mean_rejected) / scale).mean()
+
+
+def gaussian_kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(μ, σ²) || N(0, I)) summed over latent dimensions, averaged over the batch (VPL's prior term)."""
+    return (0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar)).sum(-1).mean()
+
+
 # -- summarizer RL (Eq. 4-6) ----------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -165,16 +166,19 @@ def train_plus(cfg: PlusConfig, resume: bool = False) -> Path:
     for iteration in bar:
         # 1. sample N tuples of contexts and preference pairs (a fixed order per seed and epoch)
         batch = _sample_batch(records, iteration, cfg.rollout_batch_size, cfg.seed)
-        batch = batch[accelerator.process_index * per_process : (accelerator.process_index + 1) * per_process]
-        batch = [r for r in batch for _ in range(group)]  # rloo/grpo: `group` summaries per context
+        contexts = batch[accelerator.process_index * per_process : (accelerator.process_index + 1) * per_process]
 
-        # 2. generate summaries z ~ π_θ(·|c)
-        rollout = summarizer.generate(*summarizer.batch_prompts(batch, dataset), sample=True)
+        # 2. generate summaries z ~ π_θ(·|c); rloo/grpo: `group` summaries per context
+        clock = time.perf_counter()
+        prompts = summarizer.batch_prompts(contexts, dataset)
+        rollout = summarizer.generate(*prompts, group=group, sample=True,
+                                      with_values=cfg.ppo.advantage_estimator == "gae")
+        batch = [contexts[i] for i in rollout.prompt_index.tolist()]
 
         # 3. rewards (Eq. 4) from the current reward model, then advantages (Eq. 5)
         reward_model.eval()  # no dropout noise in the summarizer's reward
         with torch.no_grad(), accelerator.autocast():
-            r_chosen, r_rejected = _score(reward_model, reward_model, batch, rollout.texts, dataset)
+            r_chosen, r_rejected, _ = _score(reward_model, reward_model, batch, rollout.texts, dataset)
         returns_ = summary_return(r_chosen, r_rejected, cfg.ppo.reward_clip)
         stats = {
             "reward/return": returns_.mean().item(),
@@ -182,17 +186,26 @@ def train_plus(cfg: PlusConfig, resume: bool = False) -> Path:
             "summary/tokens": rollout.summary_mask.sum(1).float().mean().item(),
             "summary/hit_token_limit": (rollout.summary_mask.sum(1) == rollout.summary_mask.shape[1]).float().mean().item(),
             "summary/empty": sum(not t.strip() for t in rollout.texts) / len(rollout.texts),
+            "tokens/prompt": int(prompts[1].sum()),
+            "tokens/summary": int(rollout.summary_mask.sum()),
+            "time/generate_and_score": time.perf_counter() - clock,
         }
 
         # 4. M_θ PPO updates of the summarizer
+        clock = time.perf_counter()
         if cfg.train_summarizer:
             stats |= _ppo_update(cfg.ppo, accelerator, summarizer, summarizer_ddp, optimizers["actor"],
-                                 schedulers["actor"], actor_params, rollout, returns_, group)
+                                 schedulers["actor"], actor_params, rollout, prompts, returns_, group)
+
+        stats["time/summarizer_update"] = time.perf_counter() - clock
 
         # 5. M_φ Bradley-Terry updates of the reward model on the same fresh summaries
+        clock = time.perf_counter()
         if cfg.train_reward_model:
             stats |= _reward_update(cfg, accelerator, reward_model, reward_ddp, optimizers["rm"], schedulers["rm"],
                                     rm_params, batch, rollout.texts, dataset)
+
+        stats["time/reward_model_update"] = time.perf_counter() - clock
 
         # -- logging, samples, checkpoints
         for key, value in stats.items():
@@ -244,16 +257,18 @@ def _score(reward_model: RewardModel, forward, batch, summaries: list[str], data
     cond = build_conditionings("plus", batch, dataset, summaries)
     enc = reward_model.encode_pairs(batch, cond)
     rewards = forward(enc.input_ids, enc.attention_mask).float()
-    return rewards[: len(batch)], rewards[len(batch) :]
+    return rewards[: len(batch)], rewards[len(batch) :], int(enc.attention_mask.sum())
 
 
 def _ppo_update(ppo: PPOConfig, accelerator, summarizer: Summarizer, summarizer_ddp, optimizer, scheduler, params,
-                rollout: Rollout, returns_: torch.Tensor, group: int) -> dict:
+                rollout: Rollout, prompts, returns_: torch.Tensor, group: int) -> dict:
     mask = rollout.summary_mask.float()
-    with torch.no_grad(), accelerator.autocast():
-        ref_logprobs, _ = summarizer.policy_forward(rollout.prompt_ids, rollout.prompt_mask, rollout.summary_ids,
-                                                    rollout.summary_mask, use_adapter=False, with_values=False)
-    kl = kl_k1(rollout.logprobs, ref_logprobs) * mask
+    kl = torch.zeros_like(mask)
+    clock = time.perf_counter()
+    if ppo.kl_coef > 0:  # β = 0 skips the reference pass: a third of a CPU step
+        with accelerator.autocast():
+            kl = kl_k1(rollout.logprobs, summarizer.reference_logprobs(rollout, *prompts)) * mask
+    reference_seconds = time.perf_counter() - clock
     if ppo.advantage_estimator == "gae":
         rewards = token_rewards(returns_, kl, mask, ppo.kl_coef)
         advantages, value_targets = gae_advantages(rewards, rollout.values, mask, ppo.gamma, ppo.lam)
@@ -271,7 +286,7 @@ def _ppo_update(ppo: PPOConfig, accelerator, summarizer: Summarizer, summarizer_
     for _ in range(ppo.ppo_epochs):
         for idx in torch.randperm(n).split(mb):
             with accelerator.autocast():
-                logprobs, values = summarizer_ddp(rollout.prompt_ids[idx], rollout.prompt_mask[idx],
+                logprobs, values = summarizer_ddp(rollout.prefix, rollout.prompt_index[idx],
                                                   rollout.summary_ids[idx], rollout.summary_mask[idx])
             m = mask[idx]
             pg_loss, clipfrac = ppo_clip_loss(logprobs, rollout.logprobs[idx], advantages[idx], m, ppo.clip_eps)
@@ -295,6 +310,7 @@ def _ppo_update(ppo: PPOConfig, accelerator, summarizer: Summarizer, summarizer_
             n_steps += 1
     stats = {k: v / n_steps for k, v in totals.items()}
     stats["policy/kl"] = (kl.sum(1)).mean().item()
+    stats["time/reference"] = reference_seconds
     stats["policy/entropy_proxy"] = -masked_mean(rollout.logprobs, mask).item()
     stats["policy/lr"] = scheduler.get_last_lr()[0]
     if value_targets is not None:
@@ -307,11 +323,12 @@ def _reward_update(cfg: PlusConfig, accelerator, reward_model: RewardModel, rewa
                    batch, summaries: list[str], dataset: str) -> dict:
     reward_ddp.train()
     mb = max(1, cfg.rm_minibatch_size // accelerator.num_processes)
-    losses = []
+    losses, tokens = [], 0
     for _ in range(cfg.rm_epochs):
         for idx in torch.randperm(len(batch)).split(mb):
             with accelerator.autocast():
-                r_c, r_r = _score(reward_model, reward_ddp, [batch[i] for i in idx], [summaries[i] for i in idx], dataset)
+                r_c, r_r, n = _score(reward_model, reward_ddp, [batch[i] for i in idx], [summaries[i] for i in idx],
+                                     dataset)
             loss = bradley_terry_loss(r_c, r_r)
             accelerator.backward(loss)
             accelerator.clip_grad_norm_(params, cfg.rm_optim.max_grad_norm)
@@ -319,7 +336,8 @@ def _reward_update(cfg: PlusConfig, accelerator, reward_model: RewardModel, rewa
             scheduler.step()
             optimizer.zero_grad()
             losses.append(loss.item())
-    return {"rm/loss": sum(losses) / len(losses), "rm/lr": scheduler.get_last_lr()[0]}
+            tokens += n
+    return {"rm/loss": sum(losses) / len(losses), "rm/lr": scheduler.get_last_lr()[0], "tokens/reward_model": tokens}
 
 
 def _write_state(folder: Path, summarizer, reward_model, optimizers: dict, schedulers: dict, iteration: int) -> None:

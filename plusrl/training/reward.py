@@ -1,4 +1,4 @@
-"""Reward-model training with the Bradley-Terry loss (Eq. 3) for BTL, Oracle and ICL.
+"""Reward-model training for BTL, Oracle, ICL (Bradley-Terry, Eq. 3), DPL and VPL.
 
 The methods differ only in the conditioning text put before each response
 (`plusrl.models.conditioning`); the loop below is shared.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -22,7 +22,7 @@ from plusrl.data.registry import load_split
 from plusrl.models.conditioning import build_conditionings
 from plusrl.models.reward_model import RewardModel, RewardModelConfig
 from plusrl.training.checkpoint import latest_checkpoint, run_folder, save_checkpoint
-from plusrl.training.losses import bradley_terry_loss, preference_accuracy
+from plusrl.training.losses import bradley_terry_loss, dpl_loss, gaussian_kl, preference_accuracy
 from plusrl.training.runtime import resolve_precision, rng_state, seed_everything, set_rng_state
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class OptimConfig:
 @dataclass
 class RewardTrainConfig:
     method: str = "btl"
-    """btl | oracle | icl"""
+    """btl | oracle | icl | dpl | vpl"""
     output_dir: str = ""
     """Run folder; empty means runs/<dataset>-<method>."""
     seed: int = 0
@@ -65,6 +65,8 @@ class RewardTrainConfig:
     log_every: int = 10
     save_every: int = 50
     """Checkpoint every N optimizer steps (and at the end)."""
+    latent_kl_weight: float = 0.01
+    """VPL: weight of KL(q(z | context) || N(0, I)) in the loss."""
     data: DataConfig = field(default_factory=DataConfig)
     model: RewardModelConfig = field(default_factory=RewardModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -91,7 +93,7 @@ def train_reward_model(cfg: RewardTrainConfig, resume: bool = False) -> Path:
     conditionings = build_conditionings(cfg.method, records, cfg.data.dataset)
 
     # -- model, optimizer, schedule
-    model = RewardModel(cfg.model)
+    model = RewardModel(method_model_config(cfg.method, cfg.model))
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         trainable, lr=cfg.optim.lr, betas=(cfg.optim.adam_beta1, cfg.optim.adam_beta2), weight_decay=cfg.optim.weight_decay
@@ -130,9 +132,7 @@ def train_reward_model(cfg: RewardTrainConfig, resume: bool = False) -> Path:
         enc = reward_model.encode_pairs(batch, cond)
         n_truncated, n_seen = n_truncated + enc.n_truncated, n_seen + 2 * len(batch)
         with accelerator.autocast():
-            rewards = model(enc.input_ids, enc.attention_mask).float()
-        r_chosen, r_rejected = rewards[: len(batch)], rewards[len(batch) :]
-        loss = bradley_terry_loss(r_chosen, r_rejected)
+            loss, r_chosen, r_rejected = pair_loss(cfg.method, model, reward_model, batch, enc, cfg.latent_kl_weight)
         if not torch.isfinite(loss):
             last = latest_checkpoint(run_dir)
             raise TrainingDiverged(f"loss became {loss.item()} at step {step}; last good checkpoint: {last or 'none'}")
@@ -160,6 +160,30 @@ def train_reward_model(cfg: RewardTrainConfig, resume: bool = False) -> Path:
         (run_dir / "train_summary.json").write_text(json.dumps({"steps": total_steps, "truncated_inputs": n_truncated,
                                                                  "final_checkpoint": str(final)}, indent=2))
     return run_dir
+
+
+def method_model_config(method: str, config: RewardModelConfig) -> RewardModelConfig:
+    """DPL predicts a mean and a log-variance; VPL appends a user latent (512 as in App. H)."""
+    if method == "dpl":
+        return replace(config, n_outputs=2)
+    if method == "vpl" and not config.latent_dim:
+        return replace(config, latent_dim=512)
+    return config
+
+
+def pair_loss(method: str, forward, reward_model: RewardModel, batch, enc, latent_kl_weight: float = 0.0):
+    """The method's training loss on a batch of pairs, and the rewards it gives chosen and rejected."""
+    n = len(batch)
+    latent, kl = None, 0.0
+    if reward_model.user_encoder is not None:  # VPL: reparameterised sample of z from the user's context
+        mean, logvar = reward_model.user_latent(batch)
+        z = mean + torch.randn_like(mean) * (0.5 * logvar).exp()
+        latent, kl = torch.cat([z, z]), gaussian_kl(mean, logvar)
+    out = forward(enc.input_ids, enc.attention_mask, latent).float()
+    if method == "dpl":
+        loss = dpl_loss(out[:n, 0], out[:n, 1], out[n:, 0], out[n:, 1])
+        return loss, out[:n, 0], out[n:, 0]
+    return bradley_terry_loss(out[:n], out[n:]) + latent_kl_weight * kl, out[:n], out[n:]
 
 
 def _write_checkpoint(folder: Path, model: RewardModel, optimizer, scheduler, step: int) -> None:
