@@ -9,12 +9,17 @@
     plusrl summarize --records pets --out summaries.json      (export; edit; reuse with --summaries)
     plusrl judge --records pets --run-dir RUN [--backend openai --base-url URL --model NAME]
     plusrl personalize --records pets --run-dir RUN --oracle-run ORACLE_RUN
+    plusrl reproduce table1|table2|table3|table4|table6|table9 [--quick] [--seeds 0,1,2]
+    plusrl serve --model-dir RUN [--db plusrl.db]             (the web service)
+    plusrl chat-server --model smollm2-135m                   (OpenAI-compatible endpoint)
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import secrets
 import sys
 from pathlib import Path
 
@@ -94,6 +99,18 @@ def _data_build_pets(args: argparse.Namespace) -> None:
         path = Path(args.out) / dataset / f"{split}.jsonl"
         write_records(pets.build_split(dataset, split, seed=args.seed), path)
         print(f"wrote {path}")
+
+
+def _data_build_ultrafeedback(args: argparse.Namespace) -> None:
+    from plusrl.data import ultrafeedback
+    from plusrl.data.readers import write_records
+
+    splits = ultrafeedback.build(ultrafeedback.read_rows(args.source), args.variant, seed=args.seed)
+    for split, records in splits.items():
+        path = Path(args.out) / f"{split}.jsonl"
+        write_records(records, path)
+        print(f"wrote {path}: {len(records)} records")
+    print(f"train on it with: plusrl train --dataset {args.out} --method plus")
 
 
 def _models_prepare(args: argparse.Namespace) -> None:
@@ -232,6 +249,41 @@ def _add_zero_shot_args(p: argparse.ArgumentParser, needs_backend: bool) -> None
         p.add_argument("--out", default="runs/zero-shot", help="folder for per-query rows and the table")
 
 
+def _serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from plusrl.serving.app import Models, create_app
+    from plusrl.serving.store import Store
+
+    admin = os.environ.get("PLUSRL_ADMIN_TOKEN") or secrets.token_urlsafe(24)
+    app = create_app(Store(args.db), Models(args.model_dir, args.dataset), admin_token=admin)
+    if "PLUSRL_ADMIN_TOKEN" not in os.environ:
+        print(f"admin token (set PLUSRL_ADMIN_TOKEN to choose one): {admin}")
+    print(f"open http://{args.host}:{args.port}/  (API docs at /docs)")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+
+
+def _reproduce(args: argparse.Namespace) -> None:
+    from plusrl.eval.report import reproduce
+
+    data = dict(item.split("=", 1) for item in args.data)
+    report = reproduce(args.table, [int(s) for s in args.seeds.split(",")], Path(args.out), Path(args.report_dir),
+                       args.quick, data, args.methods.split(",") if args.methods else None, args.overrides)
+    print(report.read_text())
+    print(f"report: {report} (+ .html, learning curves PNG)")
+
+
+def _chat_server(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from plusrl.models.backends import BackendConfig, LocalChat
+    from plusrl.serving.chat_server import create_chat_app
+
+    app = create_chat_app(LocalChat(BackendConfig(kind="local", model=args.model)), args.model)
+    print(f"OpenAI-compatible endpoint: http://{args.host}:{args.port}/v1")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="plusrl", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -239,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a reward model (btl, oracle, icl) and evaluate it")
     p.add_argument("--config", help="YAML recipe (see recipes/)")
-    p.add_argument("--method", help="btl | oracle | icl | plus | plus-untrained")
+    p.add_argument("--method", help="btl | dpl | vpl | oracle | icl | plus | plus-untrained")
     p.add_argument("--dataset", help="pets | pets-ood | path to local files")
     p.add_argument("--output-dir")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
@@ -268,6 +320,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=0)
     q.set_defaults(func=_data_build_pets)
 
+    q = data_sub.add_parser("build-ultrafeedback", help="UltraFeedback-P2/P4 from a local copy of openbmb/UltraFeedback")
+    q.add_argument("--source", required=True, help="UltraFeedback jsonl/parquet file or folder, as the hub serves it")
+    q.add_argument("--variant", choices=["p2", "p4"], required=True)
+    q.add_argument("--out", required=True)
+    q.add_argument("--seed", type=int, default=42)
+    q.set_defaults(func=_data_build_ultrafeedback)
+
     p = sub.add_parser("models", help="prepare the embedded models")
     models_sub = p.add_subparsers(dest="models_command", required=True)
     q = models_sub.add_parser("prepare", help="locate embedded models and convert them once to safetensors")
@@ -288,6 +347,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--oracle-run", required=True, help="run folder of a trained oracle reward model")
     _add_zero_shot_args(p, needs_backend=True)
     p.set_defaults(func=_personalize)
+
+    p = sub.add_parser("serve", help="the personalization service and its web page")
+    p.add_argument("--model-dir", help="PLUS run folder (default: embedded summarizer, untrained reward model)")
+    p.add_argument("--db", default="plusrl.db", help="SQLite file (created if missing)")
+    p.add_argument("--dataset", default="generic", help="prompt family of the summarizer (pets | generic)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(func=_serve)
+
+    p = sub.add_parser("reproduce", help="run the methods × datasets of a paper table and write a report")
+    p.add_argument("table", choices=["table1", "table2", "table3", "table4", "table6", "table9"])
+    p.add_argument("--quick", action="store_true", help="small subsets that fit a 2-core CPU")
+    p.add_argument("--seeds", default="0", help="comma-separated seeds (the paper uses 3)")
+    p.add_argument("--methods", help="comma-separated subset of the table's methods")
+    p.add_argument("--data", action="append", default=[], help="NAME=FOLDER for datasets built from your own download")
+    p.add_argument("--out", default="runs/reproduce")
+    p.add_argument("--report-dir", default="report")
+    p.add_argument("overrides", nargs="*", help="config overrides applied to every run")
+    p.set_defaults(func=_reproduce)
+
+    p = sub.add_parser("chat-server", help="serve a local chat model at an OpenAI-compatible /v1 endpoint")
+    p.add_argument("--model", default="smollm2-135m")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8001)
+    p.set_defaults(func=_chat_server)
     return parser
 
 

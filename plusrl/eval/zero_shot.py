@@ -35,7 +35,8 @@ _GENERATOR_SUMMARY = "{prompt}. Personalize your response based on the following
 
 def judge_prompt(conversation: str, option_1: str, option_2: str, summary: str | None = None) -> str:
     """App. J.1 judge prompt, without or with the user's summary."""
-    text = _JUDGE_QUESTION.format(conversation=conversation, option_1=option_1, option_2=option_2)
+    text = _JUDGE_QUESTION.format(conversation=conversation, option_1=option_1.rstrip(". "),
+                                  option_2=option_2.rstrip(". "))
     return text + (_JUDGE_SUMMARY.format(summary=summary) if summary is not None else "")
 
 

@@ -80,6 +80,19 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _forget_gguf_quantization(config_file: Path) -> None:
+    """The converted weights are plain fp32; a leftover GGUF `quantization_config` would make
+    trainers (transformers.Trainer, TRL) refuse to train them. Caches from older versions kept it."""
+    import json
+
+    from plusrl.io import atomic_write_text
+
+    config = json.loads(config_file.read_text())
+    if config.get("quantization_config", {}).get("quant_method") == "gguf":
+        del config["quantization_config"]
+        atomic_write_text(config_file, json.dumps(config, indent=2))
+
+
 def resolve(spec: str) -> str:
     """Turn a model spec into something `from_pretrained` takes: a local folder or a hub id."""
     if spec in EMBEDDED:
@@ -90,6 +103,7 @@ def resolve(spec: str) -> str:
         target = cache_dir() / "models" / spec
         if not (target / "config.json").exists():
             _convert_gguf(source, target)
+        _forget_gguf_quantization(target / "config.json")
         return str(target)
     if Path(spec).expanduser().exists():
         return str(Path(spec).expanduser())

@@ -6,6 +6,8 @@ renamed into place, and a `latest` file (replaced atomically) naming the newest 
 
 from __future__ import annotations
 
+import json
+
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -37,3 +39,10 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
         return None
     folder = pointer.parent / pointer.read_text().strip()
     return folder if folder.is_dir() else None
+
+
+def forget_log_rows_from(path: Path, key: str, start: int) -> None:
+    """Drop log rows the resumed run will redo (those written after its checkpoint)."""
+    if path.is_file():
+        rows = [line for line in path.read_text().splitlines() if json.loads(line)[key] < start]
+        atomic_write_text(path, "".join(f"{line}\n" for line in rows))

@@ -30,7 +30,7 @@ from plusrl.io import atomic_write_text
 from plusrl.models.conditioning import build_conditionings
 from plusrl.models.reward_model import RewardModel, RewardModelConfig
 from plusrl.models.summarizer import Rollout, Summarizer, SummarizerConfig
-from plusrl.training.checkpoint import latest_checkpoint, run_folder, save_checkpoint
+from plusrl.training.checkpoint import forget_log_rows_from, latest_checkpoint, run_folder, save_checkpoint
 from plusrl.training.losses import (
     bradley_terry_loss,
     gae_advantages,
@@ -114,7 +114,7 @@ def train_plus(cfg: PlusConfig, resume: bool = False) -> Path:
                               project_dir=str(run_dir))
     seed_everything(cfg.seed)
     dataset = cfg.data.dataset
-    records = load_split(dataset, "train")
+    records = load_split(dataset, "train", cfg.data.context_type)
     if cfg.data.max_train_records:
         records = records[: cfg.data.max_train_records]
     group = cfg.ppo.group_size if cfg.ppo.advantage_estimator in ("rloo", "grpo") else 1
@@ -154,7 +154,7 @@ def train_plus(cfg: PlusConfig, resume: bool = False) -> Path:
         accelerator.print(f"resumed from {ckpt} at iteration {start}/{cfg.iterations}")
         if accelerator.is_main_process:
             for log_file in ("metrics.jsonl", "samples.jsonl"):
-                _drop_rows_from(run_dir / log_file, start)
+                forget_log_rows_from(run_dir / log_file, "iteration", start)
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(to_yaml(cfg))
@@ -235,13 +235,6 @@ def train_plus(cfg: PlusConfig, resume: bool = False) -> Path:
                     summarizer.n_context_truncated, cfg.summarizer.max_prompt_tokens)
     accelerator.end_training()
     return run_dir
-
-
-def _drop_rows_from(path: Path, iteration: int) -> None:
-    """Forget log rows of iterations the resumed run will redo (written after the checkpoint)."""
-    if path.is_file():
-        rows = [line for line in path.read_text().splitlines() if json.loads(line)["iteration"] < iteration]
-        atomic_write_text(path, "".join(f"{line}\n" for line in rows))
 
 
 def _sample_batch(records, iteration: int, size: int, seed: int):

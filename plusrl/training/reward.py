@@ -21,7 +21,7 @@ from plusrl.config import to_yaml
 from plusrl.data.registry import load_split
 from plusrl.models.conditioning import build_conditionings
 from plusrl.models.reward_model import RewardModel, RewardModelConfig
-from plusrl.training.checkpoint import latest_checkpoint, run_folder, save_checkpoint
+from plusrl.training.checkpoint import forget_log_rows_from, latest_checkpoint, run_folder, save_checkpoint
 from plusrl.training.losses import bradley_terry_loss, dpl_loss, gaussian_kl, preference_accuracy
 from plusrl.training.runtime import resolve_precision, rng_state, seed_everything, set_rng_state
 
@@ -38,6 +38,8 @@ class DataConfig:
     """Use only the first N training records (0 = all): for quick runs."""
     max_eval_records: int = 0
     """Evaluate only the first N test records (0 = all)."""
+    context_type: str = "pairs"
+    """How each user's context is given (Table 4): pairs | guideline | conversation."""
 
 
 @dataclass
@@ -87,7 +89,7 @@ def train_reward_model(cfg: RewardTrainConfig, resume: bool = False) -> Path:
     seed_everything(cfg.seed)
 
     # -- data: records and the method's conditioning text for each
-    records = load_split(cfg.data.dataset, "train")
+    records = load_split(cfg.data.dataset, "train", cfg.data.context_type)
     if cfg.data.max_train_records:
         records = records[: cfg.data.max_train_records]
     conditionings = build_conditionings(cfg.method, records, cfg.data.dataset)
@@ -110,6 +112,8 @@ def train_reward_model(cfg: RewardTrainConfig, resume: bool = False) -> Path:
     if resume and (ckpt := latest_checkpoint(run_dir)) is not None:
         start_step = _load_checkpoint(ckpt, reward_model, optimizer, scheduler)
         accelerator.print(f"resumed from {ckpt} at step {start_step}/{total_steps}")
+        if accelerator.is_main_process:
+            forget_log_rows_from(run_dir / "metrics.jsonl", "step", start_step)
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(to_yaml(cfg))
@@ -145,7 +149,11 @@ def train_reward_model(cfg: RewardTrainConfig, resume: bool = False) -> Path:
         if step % cfg.log_every == 0 or step == total_steps - 1:
             acc = preference_accuracy(r_chosen, r_rejected).item()
             bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{acc:.2f}")
-            accelerator.log({"rm/loss": loss.item(), "rm/accuracy": acc, "rm/lr": scheduler.get_last_lr()[0]}, step=step)
+            row = {"rm/loss": loss.item(), "rm/accuracy": acc, "rm/lr": scheduler.get_last_lr()[0]}
+            accelerator.log(row, step=step)
+            if accelerator.is_main_process:
+                with (run_dir / "metrics.jsonl").open("a") as f:
+                    f.write(json.dumps({"step": step, **row}) + "\n")
         if (step + 1) % cfg.save_every == 0 or step == total_steps - 1:
             accelerator.wait_for_everyone()
             if accelerator.is_main_process:

@@ -1,0 +1,214 @@
+"""`plusrl reproduce TABLE`: train and evaluate the methods × datasets of a paper table over
+seeds, then write report/<table>.md and .html with the paper's numbers beside ours, learning
+curves (PNG) and example summaries.
+
+Datasets that need the user's own download (UltraFeedback, PRISM) are run when `--data`
+names their built folders, and are otherwise listed as missing with the command that builds them.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from plusrl.config import load_config
+from plusrl.io import atomic_write_text
+
+METHODS = ("btl", "dpl", "vpl", "icl", "plus-untrained", "plus", "oracle")
+LOCAL_DATA = {
+    "ultrafeedback-p2": "plusrl data build-ultrafeedback --source <UltraFeedback files> --variant p2 --out data/uf-p2",
+    "ultrafeedback-p4": "plusrl data build-ultrafeedback --source <UltraFeedback files> --variant p4 --out data/uf-p4",
+    "prism": "a PRISM builder is not written yet (see README)",
+}
+
+
+@dataclass
+class TableSpec:
+    title: str
+    train_dataset: str
+    eval_datasets: list[str]
+    methods: tuple[str, ...] = METHODS
+    paper: dict[str, dict[str, str]] = field(default_factory=dict)
+    """method → eval dataset → the paper's figure (Qwen2.5-0.5B reward model)."""
+    context_types: tuple[str, ...] = ("pairs",)
+
+
+TABLES = {
+    "table1": TableSpec("Table 1: held-out reward-model accuracy (Pets column)", "pets", ["pets"], paper={
+        "btl": {"pets": "44.1 ± 2.8"}, "dpl": {"pets": "46.2 ± 4.4"}, "vpl": {"pets": "100 ± 0"},
+        "icl": {"pets": "100 ± 0"}, "plus-untrained": {"pets": "96.2 ± 1.6"}, "plus": {"pets": "99.8 ± 0.2"},
+        "oracle": {"pets": "100 ± 0"}}),
+    "table2": TableSpec("Table 2: accuracy under user shift (trained on Pets, tested on Pets-OOD)", "pets",
+                        ["pets-ood"], paper={
+        "btl": {"pets-ood": "49.5 ± 2.6"}, "dpl": {"pets-ood": "49.0 ± 0.5"}, "vpl": {"pets-ood": "44.8 ± 4.0"},
+        "icl": {"pets-ood": "72.5 ± 3.1"}, "plus-untrained": {"pets-ood": "85.8 ± 4.0"},
+        "plus": {"pets-ood": "93.7 ± 4.0"}, "oracle": {"pets-ood": "100 ± 0"}}),
+    "table3": TableSpec("Table 3: static reward model or summarizer (UltraFeedback)", "ultrafeedback-p2",
+                        ["ultrafeedback-p2"], methods=("plus-untrained", "plus")),
+    "table4": TableSpec("Table 4: context types (preference pairs, guideline + pairs, conversations)", "pets",
+                        ["pets"], methods=("icl", "plus"), context_types=("pairs", "guideline", "conversation")),
+    "table6": TableSpec("Table 6: PRISM held-out conversations", "prism", ["prism"]),
+    "table9": TableSpec("Table 9: PRISM held-out users", "prism", ["prism"]),
+}
+
+QUICK = {  # fits a 2-core CPU in minutes: small subsets, short summaries, few iterations
+    "reward": ["data.max_train_records=128", "data.max_eval_records=48", "optim.batch_size=16"],
+    "plus": ["data.max_eval_records=48", "iterations=3", "rollout_batch_size=8", "rm_minibatch_size=16",
+             "ppo.minibatch_size=16", "summarizer.max_summary_tokens=16", "save_every=100"],
+}
+
+
+def _recipe(method: str) -> Path:
+    path = Path(__file__).resolve().parents[2] / "recipes" / "pets" / f"{method}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: recipe missing (the reproduction runner reads recipes/pets/*.yaml)")
+    return path
+
+
+def run_one(method: str, train_dataset: str, eval_datasets: list[str], context_type: str, seed: int, out: Path,
+            quick: bool, extra: list[str]) -> dict[str, float]:
+    """Train one (method, dataset, context, seed) run if it is not finished, evaluate it, return accuracies."""
+    from plusrl.eval.runs import SUMMARY_METHODS, evaluate_run
+    from plusrl.training.plus import PlusConfig, train_plus
+    from plusrl.training.reward import RewardTrainConfig, train_reward_model
+
+    run_dir = out / f"{train_dataset.replace('/', '_')}-{context_type}-{method}-seed{seed}"
+    done = {d: run_dir / "eval" / f"{d}.json" for d in eval_datasets}
+    if not all(p.is_file() for p in done.values()):
+        overrides = [f"method={method}", f"seed={seed}", f"output_dir={run_dir}", f"data.dataset={train_dataset}",
+                     f"data.eval_datasets=[{','.join(eval_datasets)}]", f"data.context_type={context_type}", *extra]
+        if method in SUMMARY_METHODS:
+            cfg = load_config(PlusConfig, _recipe(method), (QUICK["plus"] if quick else []) + overrides)
+            train_plus(cfg, resume=True)
+        else:
+            cfg = load_config(RewardTrainConfig, _recipe(method), (QUICK["reward"] if quick else []) + overrides)
+            train_reward_model(cfg, resume=True)
+        evaluate_run(run_dir)
+    return {d: json.loads(p.read_text())["accuracy"] for d, p in done.items()}
+
+
+def reproduce(table: str, seeds: list[int], out_dir: Path, report_dir: Path, quick: bool,
+              data: dict[str, str] | None = None, methods: list[str] | None = None, extra: list[str] | None = None) -> Path:
+    if table not in TABLES:
+        raise ValueError(f"unknown table {table!r}; choose from {', '.join(TABLES)}")
+    spec, data = TABLES[table], data or {}
+    missing = [d for d in {spec.train_dataset, *spec.eval_datasets} if d in LOCAL_DATA and d not in data]
+    rows, runs = [], {}
+    if not missing:
+        resolve = lambda d: data.get(d, d)  # noqa: E731 - dataset name → built folder
+        for context_type in spec.context_types:
+            for method in methods or spec.methods:
+                scores = [run_one(method, resolve(spec.train_dataset), [resolve(d) for d in spec.eval_datasets],
+                                  context_type, seed, out_dir / table, quick, extra or []) for seed in seeds]
+                rows.append({"method": method, "context_type": context_type, "scores": scores})
+                runs[(method, context_type)] = [out_dir / table / f"{resolve(spec.train_dataset).replace('/', '_')}-"
+                                                f"{context_type}-{method}-seed{s}" for s in seeds]
+    return write_report(table, spec, rows, runs, missing, report_dir, quick, seeds, data)
+
+
+def _mean_std(values: list[float]) -> str:
+    if not values:
+        return "—"
+    mean = 100 * statistics.mean(values)
+    return f"{mean:.1f} ± {100 * statistics.stdev(values):.1f}" if len(values) > 1 else f"{mean:.1f}"
+
+
+def _curves(table: str, runs: dict, report_dir: Path) -> str | None:
+    """One PNG: the training loss of every run over its steps (RM) or iterations (PLUS)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    plotted = False
+    for (method, context_type), dirs in runs.items():
+        for i, run_dir in enumerate(dirs):
+            path = run_dir / "metrics.jsonl"
+            if not path.is_file():
+                continue
+            rows = [json.loads(line) for line in path.read_text().splitlines()]
+            xs = [r.get("step", r.get("iteration")) for r in rows if "rm/loss" in r]
+            ys = [r["rm/loss"] for r in rows if "rm/loss" in r]
+            label = f"{method} ({context_type})" if i == 0 else None
+            ax.plot(xs, ys, label=label, color=f"C{list(runs).index((method, context_type)) % 10}", alpha=0.8)
+            plotted = True
+    if not plotted:
+        plt.close(fig)
+        return None
+    ax.set_xlabel("optimizer step (RM) / co-training iteration (PLUS)")
+    ax.set_ylabel("reward-model training loss")
+    ax.set_title(table)
+    ax.legend(fontsize=8)
+    name = f"{table}_curves.png"
+    fig.tight_layout()
+    fig.savefig(report_dir / name, dpi=110)
+    plt.close(fig)
+    return name
+
+
+def _example_summaries(runs: dict, k: int = 3) -> list[tuple[str, str, str]]:
+    examples = []
+    for (method, _), dirs in runs.items():
+        for path in sorted(dirs[0].glob("eval/*.predictions.jsonl")) if dirs else []:
+            for line in path.read_text().splitlines()[:k]:
+                row = json.loads(line)
+                if row.get("summary") is not None:
+                    examples.append((method, str(row["meta"].get("user_type", "")), row["summary"]))
+    return examples
+
+
+def write_report(table, spec: TableSpec, rows, runs, missing, report_dir: Path, quick, seeds, data) -> Path:
+    report_dir.mkdir(parents=True, exist_ok=True)
+    header = ["method", "context"] + [f"{d} (ours)" for d in spec.eval_datasets] + [f"{d} (paper)" for d in spec.eval_datasets]
+    body = []
+    for row in rows:
+        ours = [_mean_std([s[d_path] for s in row["scores"]]) for d_path in (row["scores"][0] if row["scores"] else {})]
+        paper = [spec.paper.get(row["method"], {}).get(d, "—") for d in spec.eval_datasets]
+        body.append([row["method"], row["context_type"], *ours, *paper])
+    curves = _curves(table, runs, report_dir) if runs else None
+    examples = _example_summaries(runs)
+    mode = "quick (small subsets, embedded models, 2-core CPU)" if quick else "full recipes"
+    lines = [f"# {spec.title}", "", f"Mode: {mode}; seeds {seeds}; accuracy in %, mean ± std over seeds. "
+             "Paper figures use Qwen2.5 models (reward model 0.5B, summarizer 3B); ours use the embedded "
+             "all-MiniLM-L6-v2 reward model and SmolLM2-135M summarizer unless the recipes were overridden.", ""]
+    if missing:
+        lines += ["**Not run — data missing.** These datasets need your own download:", ""]
+        lines += [f"- `{d}`: build it with `{LOCAL_DATA[d]}`, then pass `--data {d}=<folder>`" for d in missing]
+        lines.append("")
+    if body:
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(r) + " |" for r in body]
+        lines.append("")
+    if curves:
+        lines += [f"![learning curves]({curves})", ""]
+    if examples:
+        lines += ["## Example summaries (held-out users)", ""]
+        lines += [f"- **{m}**, user type *{t}*: {s}" for m, t, s in examples]
+    md = "\n".join(lines) + "\n"
+    atomic_write_text(report_dir / f"{table}.md", md)
+    atomic_write_text(report_dir / f"{table}.html", _html(spec.title, header, body, curves, examples, missing, mode))
+    return report_dir / f"{table}.md"
+
+
+def _html(title, header, body, curves, examples, missing, mode) -> str:
+    e = html.escape
+    parts = [f"<!doctype html><html lang='en'><meta charset='utf-8'><title>{e(title)}</title>",
+             "<style>body{font:15px system-ui;max-width:60rem;margin:auto;padding:1rem}"
+             "td,th{padding:.2rem .6rem;border-bottom:1px solid #ddd;text-align:left}</style>",
+             f"<h1>{e(title)}</h1><p>Mode: {e(mode)}</p>"]
+    if missing:
+        parts.append("<p><strong>Not run — data missing:</strong> " + ", ".join(e(m) for m in missing) + "</p>")
+    if body:
+        parts.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
+        parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in body]
+        parts.append("</table>")
+    if curves:
+        parts.append(f"<img src='{e(curves)}' alt='training loss of each method over training'>")
+    if examples:
+        parts.append("<h2>Example summaries</h2><ul>" + "".join(
+            f"<li><b>{e(m)}</b>, user type <i>{e(t)}</i>: {e(s)}</li>" for m, t, s in examples) + "</ul>")
+    return "\n".join(parts) + "\n</html>\n"

@@ -1,0 +1,171 @@
+"""The service's store: users, their context items and every version of their summary.
+
+SQLite in WAL mode; every write is one transaction, so a process killed mid-write leaves
+either the whole new version or none of it. Tokens are kept only as SHA-256 hashes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import sqlite3
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    user_id     TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    token_hash  TEXT NOT NULL UNIQUE,
+    created_at  REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS context_items (
+    item_id     INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id     TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+    item        TEXT NOT NULL,          -- one context item as JSON (pair, conversation or text)
+    created_at  REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS summary_versions (
+    user_id     TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+    version     INTEGER NOT NULL,
+    text        TEXT NOT NULL,
+    author      TEXT NOT NULL CHECK (author IN ('model', 'user')),
+    note        TEXT NOT NULL DEFAULT '',
+    created_at  REAL NOT NULL,
+    PRIMARY KEY (user_id, version)
+);
+"""
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class SummaryVersion:
+    version: int
+    text: str
+    author: str
+    note: str
+    created_at: float
+
+
+class NotFound(LookupError):
+    pass
+
+
+class Store:
+    """Thread-safe access to one SQLite file (one connection per thread)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        with self._transaction() as db:
+            db.executescript(SCHEMA)
+
+    def _connection(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")  # a committed version survives power loss too
+            db.execute("PRAGMA foreign_keys=ON")
+            db.row_factory = sqlite3.Row
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def _transaction(self):
+        db = self._connection()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    # -- users and tokens -------------------------------------------------------------------
+
+    def create_user(self, name: str) -> tuple[str, str]:
+        """A new user and their bearer token (shown once; only its hash is stored)."""
+        user_id, token = uuid.uuid4().hex[:12], secrets.token_urlsafe(24)
+        with self._transaction() as db:
+            db.execute("INSERT INTO users VALUES (?, ?, ?, ?)", (user_id, name, hash_token(token), time.time()))
+        return user_id, token
+
+    def user_for_token(self, token: str) -> str | None:
+        row = self._connection().execute("SELECT user_id, token_hash FROM users WHERE token_hash = ?",
+                                         (hash_token(token),)).fetchone()
+        if row and hmac.compare_digest(row["token_hash"], hash_token(token)):
+            return row["user_id"]
+        return None
+
+    def user(self, user_id: str) -> dict:
+        row = self._connection().execute("SELECT user_id, name, created_at FROM users WHERE user_id = ?",
+                                         (user_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no user {user_id!r}")
+        return dict(row)
+
+    def users(self) -> list[dict]:
+        return [dict(r) for r in self._connection().execute("SELECT user_id, name, created_at FROM users ORDER BY created_at")]
+
+    # -- context ------------------------------------------------------------------------------
+
+    def add_context(self, user_id: str, items: list[dict]) -> int:
+        self.user(user_id)
+        now = time.time()
+        with self._transaction() as db:
+            db.executemany("INSERT INTO context_items (user_id, item, created_at) VALUES (?, ?, ?)",
+                           [(user_id, json.dumps(item, ensure_ascii=False), now) for item in items])
+            return db.execute("SELECT COUNT(*) FROM context_items WHERE user_id = ?", (user_id,)).fetchone()[0]
+
+    def context(self, user_id: str) -> list[dict]:
+        self.user(user_id)
+        rows = self._connection().execute("SELECT item FROM context_items WHERE user_id = ? ORDER BY item_id",
+                                          (user_id,))
+        return [json.loads(r["item"]) for r in rows]
+
+    def clear_context(self, user_id: str) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM context_items WHERE user_id = ?", (user_id,))
+
+    # -- summary versions --------------------------------------------------------------------
+
+    def add_summary(self, user_id: str, text: str, author: str, note: str = "") -> SummaryVersion:
+        self.user(user_id)
+        with self._transaction() as db:
+            (latest,) = db.execute("SELECT COALESCE(MAX(version), 0) FROM summary_versions WHERE user_id = ?",
+                                   (user_id,)).fetchone()
+            version = SummaryVersion(latest + 1, text, author, note, time.time())
+            db.execute("INSERT INTO summary_versions VALUES (?, ?, ?, ?, ?, ?)",
+                       (user_id, version.version, text, author, note, version.created_at))
+        return version
+
+    def summary(self, user_id: str) -> SummaryVersion | None:
+        history = self.history(user_id, limit=1)
+        return history[0] if history else None
+
+    def history(self, user_id: str, limit: int = 1000) -> list[SummaryVersion]:
+        """Newest first."""
+        self.user(user_id)
+        rows = self._connection().execute(
+            "SELECT version, text, author, note, created_at FROM summary_versions WHERE user_id = ? "
+            "ORDER BY version DESC LIMIT ?", (user_id, limit))
+        return [SummaryVersion(**dict(r)) for r in rows]
+
+    def revert(self, user_id: str, version: int) -> SummaryVersion:
+        """A new version whose text is that of an older one: history is never rewritten."""
+        row = self._connection().execute(
+            "SELECT text, author FROM summary_versions WHERE user_id = ? AND version = ?", (user_id, version)).fetchone()
+        if row is None:
+            raise NotFound(f"user {user_id!r} has no summary version {version}")
+        return self.add_summary(user_id, row["text"], "user", note=f"revert to version {version}")
