@@ -113,6 +113,17 @@ def _data_build_ultrafeedback(args: argparse.Namespace) -> None:
     print(f"train on it with: plusrl train --dataset {args.out} --method plus")
 
 
+def _data_build_prism(args: argparse.Namespace) -> None:
+    from plusrl.data import prism
+    from plusrl.data.readers import write_records
+
+    for split, records in prism.build(args.source, seed=args.seed).items():
+        path = Path(args.out) / f"{split}.jsonl"
+        write_records(records, path)
+        print(f"wrote {path}: {len(records)} records")
+    print(f"held-out conversations: --dataset {args.out}; held-out users: data.eval_datasets=[{args.out}@test_users]")
+
+
 def _models_prepare(args: argparse.Namespace) -> None:
     from plusrl.models.loader import EMBEDDED, resolve
 
@@ -326,6 +337,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", required=True)
     q.add_argument("--seed", type=int, default=42)
     q.set_defaults(func=_data_build_ultrafeedback)
+
+    q = data_sub.add_parser("build-prism", help="PRISM from a local copy of HannahRoseKirk/prism-alignment")
+    q.add_argument("--source", required=True, help="folder with survey.jsonl and conversations.jsonl")
+    q.add_argument("--out", required=True)
+    q.add_argument("--seed", type=int, default=0)
+    q.set_defaults(func=_data_build_prism)
 
     p = sub.add_parser("models", help="prepare the embedded models")
     models_sub = p.add_subparsers(dest="models_command", required=True)

@@ -70,3 +70,37 @@ def test_context_types_turn_pairs_into_guidelines_or_unlabelled_conversations():
         assert all(p.chosen in shown and p.rejected not in shown for p in original.context)  # labels are gone
     with pytest.raises(ValueError, match="unknown context type"):
         with_context_type(records, "diary")
+
+
+def test_prism_keeps_finished_surveyed_users_and_holds_out_conversations_and_users():
+    from plusrl.data import prism
+
+    splits = prism.build("tests/fixtures/prism")
+    users = {split: {r.user_id for r in records} for split, records in splits.items()}
+    # user4 stopped after 5 conversations, user5 skipped the survey
+    assert (users["train"] | users["test"] | users["test_users"]) == {"user0", "user1", "user2", "user3"}
+    assert users["test_users"] and not users["test_users"] & (users["train"] | users["test"])
+    train_conversations = {r.meta["conversation_id"] for r in splits["train"]}
+    assert not train_conversations & {r.meta["conversation_id"] for r in splits["test"]}
+    for record in splits["train"] + splits["test"] + splits["test_users"]:
+        assert len(record.context) == prism.CONTEXT_EXAMPLES and record.chosen != record.rejected
+        assert "'values':" in record.oracle and record.meta["conversation_type"] in (
+            "unguided", "values guided", "controversy guided")
+        target = (record.prompt, record.chosen, record.rejected)
+        assert all((p.prompt, p.chosen, p.rejected) != target for p in record.context)  # never its own answer
+
+
+def test_prism_names_missing_files_and_bad_rows(tmp_path):
+    from plusrl.data import prism
+
+    with pytest.raises(DataError, match="survey.jsonl: not found.*prism-alignment"):
+        prism.build(tmp_path)
+    (tmp_path / "survey.jsonl").write_text('{"user_id": "u"}\n')
+    (tmp_path / "conversations.jsonl").write_text("")
+    with pytest.raises(DataError, match=r"survey.jsonl:1: a survey row needs"):
+        prism.build(tmp_path)
+
+
+def test_build_prism_cli_and_held_out_user_split(tmp_path):
+    assert main(["data", "build-prism", "--source", "tests/fixtures/prism", "--out", str(tmp_path)]) == 0
+    assert load_split(str(tmp_path), "test_users") and load_split(str(tmp_path), "train")

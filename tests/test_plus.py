@@ -164,3 +164,23 @@ def test_co_training_killed_with_sigkill_resumes_to_the_uninterrupted_result(tmp
             torch.testing.assert_close(resumed[name], tensor, rtol=1e-4, atol=1e-5)
     iterations = [json.loads(line)["iteration"] for line in (killed_dir / "metrics.jsonl").read_text().splitlines()]
     assert iterations == [0, 1, 2]
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_with_gloo_co_train_under_accelerate_launch(tmp_path):
+    """The same loop under `accelerate launch` (DDP over gloo on CPU): no code change, the global
+    batch split across processes, one set of logs and checkpoints."""
+    import os
+    import subprocess
+    import sys
+
+    run_dir = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
+           "--num_cpu_threads_per_process", "1", "-m", "plusrl.cli", "train", "--method", "plus", "--no-eval",
+           *TINY_PLUS, "iterations=1", "ppo.advantage_estimator=rloo", "ppo.group_size=2", f"output_dir={run_dir}"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "TQDM_DISABLE": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in rows] == [0]  # the main process logs once
+    assert rows[0]["tokens/summary"] > 0
+    assert (latest_checkpoint(run_dir) / "summarizer" / "summarizer.safetensors").is_file()

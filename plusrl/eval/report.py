@@ -21,7 +21,7 @@ METHODS = ("btl", "dpl", "vpl", "icl", "plus-untrained", "plus", "oracle")
 LOCAL_DATA = {
     "ultrafeedback-p2": "plusrl data build-ultrafeedback --source <UltraFeedback files> --variant p2 --out data/uf-p2",
     "ultrafeedback-p4": "plusrl data build-ultrafeedback --source <UltraFeedback files> --variant p4 --out data/uf-p4",
-    "prism": "a PRISM builder is not written yet (see README)",
+    "prism": "plusrl data build-prism --source <prism-alignment folder> --out data/prism",
 }
 
 
@@ -51,7 +51,7 @@ TABLES = {
     "table4": TableSpec("Table 4: context types (preference pairs, guideline + pairs, conversations)", "pets",
                         ["pets"], methods=("icl", "plus"), context_types=("pairs", "guideline", "conversation")),
     "table6": TableSpec("Table 6: PRISM held-out conversations", "prism", ["prism"]),
-    "table9": TableSpec("Table 9: PRISM held-out users", "prism", ["prism"]),
+    "table9": TableSpec("Table 9: PRISM held-out users", "prism", ["prism@test_users"]),
 }
 
 QUICK = {  # fits a 2-core CPU in minutes: small subsets, short summaries, few iterations
@@ -76,7 +76,7 @@ def run_one(method: str, train_dataset: str, eval_datasets: list[str], context_t
     from plusrl.training.reward import RewardTrainConfig, train_reward_model
 
     run_dir = out / f"{train_dataset.replace('/', '_')}-{context_type}-{method}-seed{seed}"
-    done = {d: run_dir / "eval" / f"{d}.json" for d in eval_datasets}
+    done = {d: run_dir / "eval" / f"{_eval_name(d)}.json" for d in eval_datasets}
     if not all(p.is_file() for p in done.values()):
         overrides = [f"method={method}", f"seed={seed}", f"output_dir={run_dir}", f"data.dataset={train_dataset}",
                      f"data.eval_datasets=[{','.join(eval_datasets)}]", f"data.context_type={context_type}", *extra]
@@ -90,15 +90,25 @@ def run_one(method: str, train_dataset: str, eval_datasets: list[str], context_t
     return {d: json.loads(p.read_text())["accuracy"] for d, p in done.items()}
 
 
+def _eval_name(spec: str) -> str:
+    """The name `evaluate_run` gives a dataset's results (a folder's name, plus any "@split")."""
+    dataset, at, split = spec.partition("@")
+    return (Path(dataset).name if Path(dataset).exists() else dataset) + at + split
+
+
 def reproduce(table: str, seeds: list[int], out_dir: Path, report_dir: Path, quick: bool,
               data: dict[str, str] | None = None, methods: list[str] | None = None, extra: list[str] | None = None) -> Path:
     if table not in TABLES:
         raise ValueError(f"unknown table {table!r}; choose from {', '.join(TABLES)}")
     spec, data = TABLES[table], data or {}
-    missing = [d for d in {spec.train_dataset, *spec.eval_datasets} if d in LOCAL_DATA and d not in data]
+    names = {d.partition("@")[0] for d in (spec.train_dataset, *spec.eval_datasets)}
+    missing = sorted(d for d in names if d in LOCAL_DATA and d not in data)
     rows, runs = [], {}
     if not missing:
-        resolve = lambda d: data.get(d, d)  # noqa: E731 - dataset name → built folder
+        def resolve(spec_name: str) -> str:  # dataset name → built folder, keeping any "@split"
+            name, at, split = spec_name.partition("@")
+            return data.get(name, name) + at + split
+
         for context_type in spec.context_types:
             for method in methods or spec.methods:
                 scores = [run_one(method, resolve(spec.train_dataset), [resolve(d) for d in spec.eval_datasets],

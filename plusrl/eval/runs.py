@@ -41,13 +41,15 @@ def evaluate_run(run_dir: Path, datasets: list[str] | None = None, max_records: 
     summarizer = Summarizer.load(latest_checkpoint(run_dir) / "summarizer") if cfg.method in SUMMARY_METHODS else None
     max_records = max_records or cfg.data.max_eval_records
     results = []
-    for dataset in datasets or cfg.data.eval_datasets:
-        records = load_split(dataset, "test", cfg.data.context_type)
+    for spec in datasets or cfg.data.eval_datasets:
+        dataset, _, split = spec.partition("@")  # "prism@test_users": another split than `test`
+        records = load_split(dataset, split or "test", cfg.data.context_type)
         if max_records:
             records = records[:max_records]
         summaries = summarizer.summarize(records, dataset) if summarizer is not None else None
         conditionings = build_conditionings(cfg.method, records, dataset, summaries)
-        metrics = evaluate(model, records, conditionings, run_dir / "eval", dataset, summaries)
+        name = Path(dataset).name + (f"@{split}" if split else "") if Path(dataset).exists() else spec
+        metrics = evaluate(model, records, conditionings, run_dir / "eval", name, summaries)
         metrics["method"] = cfg.method
         results.append(metrics)
     return results
