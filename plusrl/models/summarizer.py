@@ -236,7 +236,7 @@ class Summarizer(TrainedWeights, nn.Module):
                                          use_adapter=False, with_values=False)
         return logprobs * rollout.summary_mask
 
-    def summarize(self, records: list[Record], dataset: str, batch_size: int = 16, sample: bool = False) -> list[str]:
+    def summarize(self, records: list[Record], dataset: str, batch_size: int = 32, sample: bool = False) -> list[str]:
         """Summaries for records (greedy by default, for evaluation and serving)."""
         texts = []
         for start in range(0, len(records), batch_size):
