@@ -134,7 +134,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=16)
     parser.add_argument("--group", type=int, default=4)
     parser.add_argument("--summary-tokens", type=int, default=24)
-    parser.add_argument("--temperature", type=float, default=0.7)
+    parser.add_argument("--temperature", type=float, default=0.3)
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--peer", choices=["trl", "none"], default="trl")
     args = parser.parse_args()
