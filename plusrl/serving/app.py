@@ -7,7 +7,6 @@ requests from concurrent clients are gathered into one reward-model batch. Conte
 only ever data passed to the summarizer; nothing in it is read as a command.
 """
 
-from __future__ import annotations
 
 import asyncio
 import logging

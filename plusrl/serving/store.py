@@ -67,8 +67,7 @@ class Store:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        with self._transaction() as db:
-            db.executescript(SCHEMA)
+        self._connection().executescript(SCHEMA)  # idempotent; executescript commits on its own
 
     def _connection(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
