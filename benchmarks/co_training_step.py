@@ -86,7 +86,11 @@ def run_trl(args, records, summarizer: Summarizer, reward_model: RewardModel) ->
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from plusrl.data.prompts import context_text, strip_summary_header, summarizer_prompt
+    from plusrl.data.prompts import (
+        context_text,
+        strip_summary_header,
+        summarizer_prompt,
+    )
     from plusrl.models.conditioning import build_conditionings
     from plusrl.training.losses import summary_return
 

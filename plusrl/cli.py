@@ -32,7 +32,12 @@ USER_ERRORS = (ConfigError, DataError, ModelLoadError, BackendError, FileExistsE
 
 
 def _train(args: argparse.Namespace) -> None:
-    from plusrl.eval.runs import SUMMARY_METHODS, collect_results, evaluate_run, print_table
+    from plusrl.eval.runs import (
+        SUMMARY_METHODS,
+        collect_results,
+        evaluate_run,
+        print_table,
+    )
     from plusrl.training.plus import PlusConfig, train_plus
     from plusrl.training.reward import RewardTrainConfig, train_reward_model
 

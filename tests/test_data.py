@@ -4,7 +4,13 @@ import json
 
 import pytest
 
-from plusrl.data.readers import DataError, parse_record, read_records, split_by_user, write_records
+from plusrl.data.readers import (
+    DataError,
+    parse_record,
+    read_records,
+    split_by_user,
+    write_records,
+)
 from plusrl.data.registry import load_split
 from plusrl.data.schema import Conversation, Note, PreferencePair
 

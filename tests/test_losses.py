@@ -34,7 +34,7 @@ def test_accuracy_counts_ties_as_wrong():
 
 # -- summarizer RL, each against numbers worked out by hand -----------------------------------
 
-from plusrl.training.losses import (  # noqa: E402
+from plusrl.training.losses import (
     gae_advantages,
     group_advantages,
     kl_k1,

@@ -178,7 +178,7 @@ def test_two_cpu_processes_with_gloo_co_train_under_accelerate_launch(tmp_path):
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
            "--num_cpu_threads_per_process", "1", "-m", "plusrl.cli", "train", "--method", "plus", "--no-eval",
            *TINY_PLUS, "iterations=1", "ppo.advantage_estimator=rloo", "ppo.group_size=2", f"output_dir={run_dir}"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "TQDM_DISABLE": "1"})
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False, env={**os.environ, "TQDM_DISABLE": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in rows] == [0]  # the main process logs once

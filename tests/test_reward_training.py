@@ -18,7 +18,11 @@ from plusrl.models.conditioning import build_conditionings
 from plusrl.models.reward_model import RewardModel
 from plusrl.training.checkpoint import latest_checkpoint
 from plusrl.training.losses import bradley_terry_loss
-from plusrl.training.reward import RewardTrainConfig, load_trained_reward_model, train_reward_model
+from plusrl.training.reward import (
+    RewardTrainConfig,
+    load_trained_reward_model,
+    train_reward_model,
+)
 from plusrl.training.runtime import seed_everything
 
 TINY = [

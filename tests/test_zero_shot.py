@@ -24,7 +24,14 @@ from plusrl.eval.zero_shot import (
     save_summaries,
     win_table,
 )
-from plusrl.models.backends import BackendConfig, BackendError, ChatBackend, ChatRequest, LocalChat, OpenAIChat
+from plusrl.models.backends import (
+    BackendConfig,
+    BackendError,
+    ChatBackend,
+    ChatRequest,
+    LocalChat,
+    OpenAIChat,
+)
 from plusrl.serving.chat_server import create_chat_app
 
 
@@ -175,7 +182,7 @@ def test_unparsable_answers_are_counted_not_guessed():
              "personalized": {"pick": 1, "correct": True}},
             {"conversation_type": "a", "default": {"pick": 2, "correct": False},
              "personalized": {"pick": None, "correct": None}}]
-    (a, total) = judge_table(rows)
+    (a, _total) = judge_table(rows)
     assert a["default_accuracy"] == 0.0 and a["default_unparsable"] == 1
     assert a["personalized_accuracy"] == 1.0 and a["personalized_unparsable"] == 1
 

@@ -15,11 +15,10 @@ user messages and model responses, each response with a `score` and `within_turn
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
-from plusrl.data.readers import DataError
+from plusrl.data.readers import DataError, iter_jsonl
 from plusrl.data.schema import PreferencePair, Record
 
 ATTRIBUTES = ("values", "creativity", "fluency", "factuality", "diversity", "safety", "personalisation", "helpfulness")
@@ -34,14 +33,7 @@ def _read_jsonl(path: Path) -> list[tuple[str, dict]]:
     if not path.is_file():
         raise DataError(f"{path}: not found. Download HannahRoseKirk/prism-alignment and pass the folder holding "
                         f"survey.jsonl and conversations.jsonl with --source")
-    rows = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append((f"{path}:{lineno}", json.loads(line)))
-            except json.JSONDecodeError as err:
-                raise DataError(f"{path}:{lineno}: invalid JSON ({err.msg})") from None
-    return rows
+    return list(iter_jsonl(path))
 
 
 def _examples(where: str, conversation: dict) -> list[PreferencePair]:

@@ -58,7 +58,7 @@ def read_user_context(path: str | os.PathLike) -> UserContext:
         raise DataError(f"{path}: {_describe(err)}") from None
 
 
-def _iter_jsonl(path: Path) -> Iterator[tuple[str, object]]:
+def iter_jsonl(path: Path) -> Iterator[tuple[str, object]]:
     with path.open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
@@ -105,7 +105,7 @@ def read_records(path: str | os.PathLike, split: str | None = None) -> list[Reco
     if path.is_dir():
         rows = _iter_hf_disk(path, split)
     elif path.suffix == ".jsonl":
-        rows = _iter_jsonl(path)
+        rows = iter_jsonl(path)
     elif path.suffix == ".json":
         rows = _iter_json(path)
     elif path.suffix == ".parquet":

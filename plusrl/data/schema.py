@@ -8,7 +8,7 @@ evaluation of generated responses).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -47,7 +47,7 @@ class Note(_Strict):
     text: NonEmptyStr
 
 
-ContextItem = Annotated[Union[PreferencePair, Conversation, Note], Field(discriminator="kind")]
+ContextItem = Annotated[PreferencePair | Conversation | Note, Field(discriminator="kind")]
 
 
 class Record(_Strict):

@@ -19,7 +19,7 @@ import itertools
 import random
 from pathlib import Path
 
-from plusrl.data.readers import DataError
+from plusrl.data.readers import DataError, iter_jsonl
 from plusrl.data.schema import PreferencePair, Record
 
 ATTRIBUTES = ("helpfulness", "honesty", "instruction_following", "truthfulness")
@@ -47,12 +47,7 @@ def read_rows(path: str | Path) -> list[tuple[str, dict]]:
 
             rows += [(f"{file}[{i}]", r) for i, r in enumerate(pq.read_table(file).to_pylist())]
         elif file.suffix == ".jsonl":
-            for lineno, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
-                if line.strip():
-                    try:
-                        rows.append((f"{file}:{lineno}", json.loads(line)))
-                    except json.JSONDecodeError as err:
-                        raise DataError(f"{file}:{lineno}: invalid JSON ({err.msg})") from None
+            rows += list(iter_jsonl(file))
         else:
             rows += [(f"{file}[{i}]", r) for i, r in enumerate(json.loads(file.read_text(encoding="utf-8")))]
     return rows

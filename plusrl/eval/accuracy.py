@@ -9,8 +9,8 @@ import torch
 from tqdm.auto import tqdm
 
 from plusrl.data.schema import Record
-from plusrl.models.reward_model import RewardModel
 from plusrl.io import atomic_write_text
+from plusrl.models.reward_model import RewardModel
 
 
 @torch.no_grad()

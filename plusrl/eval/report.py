@@ -182,9 +182,9 @@ def write_report(table, spec: TableSpec, rows, runs, missing, report_dir: Path, 
     curves = _curves(table, runs, report_dir) if runs else None
     examples = _example_summaries(runs)
     mode = "quick (small subsets, embedded models, 2-core CPU)" if quick else "full recipes"
-    lines = [f"# {spec.title}", "", f"Mode: {mode}; seeds {seeds}; accuracy in %, mean ± std over seeds. "
+    lines = [f"# {spec.title}", "", (f"Mode: {mode}; seeds {seeds}; accuracy in %, mean ± std over seeds. "
              "Paper figures use Qwen2.5 models (reward model 0.5B, summarizer 3B); ours use the embedded "
-             "all-MiniLM-L6-v2 reward model and SmolLM2-135M summarizer unless the recipes were overridden.", ""]
+             "all-MiniLM-L6-v2 reward model and SmolLM2-135M summarizer unless the recipes were overridden."), ""]
     if missing:
         lines += ["**Not run — data missing.** These datasets need your own download:", ""]
         lines += [f"- `{d}`: build it with `{LOCAL_DATA[d]}`, then pass `--data {d}=<folder>`" for d in missing]
@@ -207,8 +207,8 @@ def write_report(table, spec: TableSpec, rows, runs, missing, report_dir: Path, 
 def _html(title, header, body, curves, examples, missing, mode) -> str:
     e = html.escape
     parts = [f"<!doctype html><html lang='en'><meta charset='utf-8'><title>{e(title)}</title>",
-             "<style>body{font:15px system-ui;max-width:60rem;margin:auto;padding:1rem}"
-             "td,th{padding:.2rem .6rem;border-bottom:1px solid #ddd;text-align:left}</style>",
+             ("<style>body{font:15px system-ui;max-width:60rem;margin:auto;padding:1rem}"
+              "td,th{padding:.2rem .6rem;border-bottom:1px solid #ddd;text-align:left}</style>"),
              f"<h1>{e(title)}</h1><p>Mode: {e(mode)}</p>"]
     if missing:
         parts.append("<p><strong>Not run — data missing:</strong> " + ", ".join(e(m) for m in missing) + "</p>")

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import yaml
 from rich.console import Console
 from rich.table import Table
-
-import yaml
 
 from plusrl.config import load_config
 from plusrl.data.registry import load_split

@@ -156,7 +156,7 @@ class OpenAIChat(ChatBackend):
     """POST /chat/completions to an OpenAI-compatible server; retries 429, 5xx, timeouts and
     malformed replies with exponential backoff; at most `concurrency` requests in flight."""
 
-    RETRYABLE = {408, 409, 425, 429, 500, 502, 503, 504}
+    RETRYABLE = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
     def __init__(self, config: BackendConfig):
         super().__init__(config)

@@ -114,7 +114,7 @@ def _load(kind: str, spec: str, loader, **kwargs):
     path = resolve(spec)
     try:
         return loader(path, **kwargs)
-    except Exception as err:  # noqa: BLE001 - every loader failure gets one clear message
+    except Exception as err:
         hint = (
             f"embedded names: {', '.join(EMBEDDED)}; otherwise give a local folder or a Hugging Face id "
             "reachable from this machine"

@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from plusrl.data.readers import DataError
-from plusrl.models.persistence import TrainedWeights
 from plusrl.models.loader import load_backbone, load_tokenizer
+from plusrl.models.persistence import TrainedWeights
 
 
 @dataclass

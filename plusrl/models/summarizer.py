@@ -19,8 +19,8 @@ from transformers.generation.logits_process import TopPLogitsWarper
 
 from plusrl.data.prompts import context_text, strip_summary_header, summarizer_prompt
 from plusrl.data.schema import Record
-from plusrl.models.persistence import TrainedWeights
 from plusrl.models.loader import load_causal_lm, load_tokenizer
+from plusrl.models.persistence import TrainedWeights
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import threading
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, Header, HTTPException
 from fastapi.responses import HTMLResponse
@@ -94,7 +94,7 @@ class ScoreBatcher:
             while sum(len(r) for r, _ in waiting) < self.max_rows and (left := deadline - loop.time()) > 0:
                 try:
                     waiting.append(await asyncio.wait_for(self.queue.get(), left))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     break
             rows = [row for r, _ in waiting for row in r]
             try:

@@ -7,7 +7,6 @@ renamed into place, and a `latest` file (replaced atomically) naming the newest 
 from __future__ import annotations
 
 import json
-
 import shutil
 from collections.abc import Callable
 from pathlib import Path

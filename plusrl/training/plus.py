@@ -26,11 +26,15 @@ from transformers import get_scheduler
 
 from plusrl.config import to_yaml
 from plusrl.data.registry import load_split
-from plusrl.io import atomic_write_text
 from plusrl.models.conditioning import build_conditionings
 from plusrl.models.reward_model import RewardModel, RewardModelConfig
 from plusrl.models.summarizer import Rollout, Summarizer, SummarizerConfig
-from plusrl.training.checkpoint import forget_log_rows_from, latest_checkpoint, run_folder, save_checkpoint
+from plusrl.training.checkpoint import (
+    forget_log_rows_from,
+    latest_checkpoint,
+    run_folder,
+    save_checkpoint,
+)
 from plusrl.training.losses import (
     bradley_terry_loss,
     gae_advantages,
@@ -45,7 +49,12 @@ from plusrl.training.losses import (
     value_loss,
 )
 from plusrl.training.reward import DataConfig, OptimConfig, TrainingDiverged
-from plusrl.training.runtime import resolve_precision, rng_state, seed_everything, set_rng_state
+from plusrl.training.runtime import (
+    resolve_precision,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,24 @@ from plusrl.config import to_yaml
 from plusrl.data.registry import load_split
 from plusrl.models.conditioning import build_conditionings
 from plusrl.models.reward_model import RewardModel, RewardModelConfig
-from plusrl.training.checkpoint import forget_log_rows_from, latest_checkpoint, run_folder, save_checkpoint
-from plusrl.training.losses import bradley_terry_loss, dpl_loss, gaussian_kl, preference_accuracy
-from plusrl.training.runtime import resolve_precision, rng_state, seed_everything, set_rng_state
+from plusrl.training.checkpoint import (
+    forget_log_rows_from,
+    latest_checkpoint,
+    run_folder,
+    save_checkpoint,
+)
+from plusrl.training.losses import (
+    bradley_terry_loss,
+    dpl_loss,
+    gaussian_kl,
+    preference_accuracy,
+)
+from plusrl.training.runtime import (
+    resolve_precision,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
 
 log = logging.getLogger(__name__)
 
