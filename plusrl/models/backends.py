@@ -15,13 +15,15 @@ import logging
 import os
 import random
 import time
+from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
 from plusrl.io import atomic_write_text
+from plusrl.models.loader import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +67,7 @@ class BackendConfig:
 
 
 def _cache_dir(configured: str) -> Path:
-    if configured:
-        return Path(configured)
-    return Path(os.environ.get("PLUSRL_CACHE", Path.home() / ".cache" / "plusrl")) / "chat"
+    return Path(configured) if configured else cache_dir() / "chat"
 
 
 class _ReplyCache:
@@ -89,8 +89,8 @@ class _ReplyCache:
         atomic_write_text(self._path(request), json.dumps({"request": asdict(request), "reply": reply}))
 
 
-class ChatBackend:
-    """Answers many chat requests; subclasses implement `_complete_uncached`."""
+class ChatBackend(ABC):
+    """Answers many chat requests through the reply cache; subclasses answer the misses."""
 
     def __init__(self, config: BackendConfig):
         self.config = config
@@ -105,8 +105,9 @@ class ChatBackend:
                 replies[i] = reply
         return replies
 
+    @abstractmethod
     def _complete_uncached(self, requests: list[ChatRequest]) -> list[str]:
-        raise NotImplementedError
+        """One reply per request, in order (the cache missed all of them)."""
 
 
 class LocalChat(ChatBackend):
@@ -145,13 +146,6 @@ def _by_settings(chunk: list[ChatRequest]) -> dict:
     return groups
 
 
-@dataclass
-class _Attempt:
-    status: int | None = None
-    retry_after: float | None = None
-    errors: list[str] = field(default_factory=list)
-
-
 class OpenAIChat(ChatBackend):
     """POST /chat/completions to an OpenAI-compatible server; retries 429, 5xx, timeouts and
     malformed replies with exponential backoff; at most `concurrency` requests in flight."""
@@ -180,25 +174,26 @@ class OpenAIChat(ChatBackend):
 
         body = {"model": self.config.model, "max_tokens": request.max_tokens, "temperature": request.temperature,
                 "messages": [{"role": r, "content": c} for r, c in request.messages]}
-        attempt = _Attempt()
+        errors: list[str] = []
+        retry_after: float | None = None
         for retry in range(self.config.max_retries + 1):
             if retry:
-                delay = attempt.retry_after or self.config.backoff_s * 2 ** (retry - 1) * (0.5 + random.random())
+                delay = retry_after or self.config.backoff_s * 2 ** (retry - 1) * (0.5 + random.random())
                 time.sleep(delay)
-            attempt.retry_after = None
+            retry_after = None
             try:
                 response = self.client.post(self.url, json=body)
             except httpx.TimeoutException:
-                attempt.errors.append("timeout")
+                errors.append("timeout")
                 continue
             except httpx.TransportError as error:
-                attempt.errors.append(f"connection: {error}")
+                errors.append(f"connection: {error}")
                 continue
             if response.status_code in self.RETRYABLE:
-                attempt.errors.append(f"HTTP {response.status_code}")
+                errors.append(f"HTTP {response.status_code}")
                 if header := response.headers.get("retry-after"):
                     try:
-                        attempt.retry_after = min(float(header), 60.0)
+                        retry_after = min(float(header), 60.0)
                     except ValueError:
                         pass
                 continue
@@ -207,9 +202,9 @@ class OpenAIChat(ChatBackend):
             try:
                 return response.json()["choices"][0]["message"]["content"] or ""
             except (ValueError, KeyError, IndexError, TypeError):
-                attempt.errors.append(f"malformed reply: {response.text[:120]!r}")
+                errors.append(f"malformed reply: {response.text[:120]!r}")
         raise BackendError(f"{self.url}: no answer after {self.config.max_retries + 1} attempts "
-                           f"({'; '.join(attempt.errors[-3:])})")
+                           f"({'; '.join(errors[-3:])})")
 
 
 def make_backend(config: BackendConfig) -> ChatBackend:
