@@ -2,7 +2,7 @@
 peak, side by side with TRL's GRPOTrainer doing the same summarizer work.
 
     python benchmarks/co_training_step.py [--users 16] [--group 4] [--summary-tokens 24]
-                                          [--iterations 3] [--peer trl|none]
+                                          [--minibatch 16] [--iterations 3] [--peer trl|none]
 
 Measures in the same run:
 1. the matmul peak (fp32 and bf16; MFU is against the faster of the two);
@@ -11,7 +11,10 @@ Measures in the same run:
    warm-up, the rest are averaged from the loop's own per-phase timings and token counts;
 3. TRL: GRPOTrainer on the same summarizer (SmolLM2-135M + the same LoRA), the same
    prompts, group size, summary length, sampling temperature and reward (our reward model
-   behind a reward function, Eq. 4), β = 0, no gradient checkpointing. TRL trains the
+   behind a reward function, Eq. 4), β = 0, no gradient checkpointing, and the same
+   minibatch of `minibatch` summaries per forward/backward (TRL accumulates them into one
+   optimizer step per generation round; one batch of 64 whole sequences runs out of 24 GB
+   under TRL). TRL trains the
    summarizer only, so the comparison is on the summarizer's part of a step
    (generate + reward + policy update) in summary tokens per second.
 
@@ -67,13 +70,13 @@ def parameter_counts(model: torch.nn.Module) -> tuple[int, int]:
 def run_plusrl(args, workdir: Path) -> list[dict]:
     cfg = from_dict(PlusConfig, {
         "method": "plus", "output_dir": str(workdir), "iterations": args.iterations,
-        "rollout_batch_size": args.users, "rm_epochs": 1, "rm_minibatch_size": args.users * args.group,
+        "rollout_batch_size": args.users, "rm_epochs": 1, "rm_minibatch_size": args.minibatch,
         "save_every": 10**6, "sample_every": 10**6,
         "data": {"dataset": "pets", "eval_datasets": []},
         "summarizer": {"max_summary_tokens": args.summary_tokens, "temperature": args.temperature},
         "reward_model": {"max_length": 128},
         "ppo": {"advantage_estimator": "rloo", "group_size": args.group, "kl_coef": 0.0,
-                "minibatch_size": args.users * args.group, "actor_lr": 1e-4},
+                "minibatch_size": args.minibatch, "actor_lr": 1e-4},
     })
     run_dir = train_plus(cfg)
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -119,7 +122,8 @@ def run_trl(args, records, summarizer: Summarizer, reward_model: RewardModel) ->
     n_completions = args.users * args.group
     config = GRPOConfig(
         output_dir=tempfile.mkdtemp(), use_cpu=True, bf16=False, report_to="none", save_strategy="no",
-        max_steps=args.iterations, per_device_train_batch_size=n_completions, num_generations=args.group,
+        max_steps=args.iterations, per_device_train_batch_size=args.minibatch,
+        gradient_accumulation_steps=n_completions // args.minibatch, num_generations=args.group,
         max_completion_length=args.summary_tokens, temperature=args.temperature, beta=0.0, learning_rate=1e-4,
         gradient_checkpointing=False, logging_steps=1, disable_dropout=True,
     )
@@ -139,6 +143,7 @@ def main() -> None:
     parser.add_argument("--group", type=int, default=4)
     parser.add_argument("--summary-tokens", type=int, default=24)
     parser.add_argument("--temperature", type=float, default=0.3)
+    parser.add_argument("--minibatch", type=int, default=16, help="summaries per update step (the recipe's)")
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--peer", choices=["trl", "none"], default="trl")
     args = parser.parse_args()

@@ -197,10 +197,12 @@ def _judge(args: argparse.Namespace) -> None:
     from plusrl.eval.zero_shot import judge, judge_table
 
     records = _records(args)
-    rows = judge(_backend(args), records, _summaries_for(args, records), seed=args.seed)
+    constrained = args.answer == "constrained" or (args.answer == "auto" and args.backend == "local")
+    rows = judge(_backend(args), records, _summaries_for(args, records), seed=args.seed, constrained=constrained)
     table = judge_table(rows)
     _write_rows(Path(args.out), "judge", rows, table)
-    _print_rows("LLM-as-judge accuracy, default → personalized (Table 7 layout)", table,
+    _print_rows(f"LLM-as-judge accuracy, default → personalized (Table 7 layout; "
+                f"{'constrained to Option 1/2' if constrained else 'free-text answers'})", table,
                 [("type", "conversation_type", "{}"), ("n", "n", "{}"),
                  ("default", "default_accuracy", "{:.1%}"), ("personalized", "personalized_accuracy", "{:.1%}"),
                  ("unparsable", "default_unparsable", "{}"), ("unparsable (p)", "personalized_unparsable", "{}")])
@@ -284,7 +286,8 @@ def _reproduce(args: argparse.Namespace) -> None:
 
     data = dict(item.split("=", 1) for item in args.data)
     report = reproduce(args.table, [int(s) for s in args.seeds.split(",")], Path(args.out), Path(args.report_dir),
-                       args.quick, data, args.methods.split(",") if args.methods else None, args.overrides)
+                       args.quick, data, args.methods.split(",") if args.methods else None, args.overrides,
+                       args.dataset)
     print(report.read_text())
     print(f"report: {report} (+ .html, learning curves PNG)")
 
@@ -307,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a reward model (btl, oracle, icl) and evaluate it")
     p.add_argument("--config", help="YAML recipe (see recipes/)")
-    p.add_argument("--method", help="btl | dpl | vpl | oracle | icl | plus | plus-untrained")
+    p.add_argument("--method", help="btl | dpl | vpl | oracle | icl | plus | plus-untrained | plus-static-rm")
     p.add_argument("--dataset", help="pets | pets-ood | path to local files")
     p.add_argument("--output-dir")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
@@ -362,6 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_summarize)
 
     p = sub.add_parser("judge", help="Alg. 2: LLM-as-judge accuracy without and with each user's summary")
+    p.add_argument("--answer", choices=["auto", "free", "constrained"], default="auto",
+                   help="free: parse 'Option 1/2' from the reply (the paper's); constrained: the more likely of "
+                        "the two (local models); auto: constrained for local, free for openai")
     _add_zero_shot_args(p, needs_backend=True)
     p.set_defaults(func=_judge)
 
@@ -384,6 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", default="0", help="comma-separated seeds (the paper uses 3)")
     p.add_argument("--methods", help="comma-separated subset of the table's methods")
     p.add_argument("--data", action="append", default=[], help="NAME=FOLDER for datasets built from your own download")
+    p.add_argument("--dataset", help="run the table's layout on this dataset instead (train and test), e.g. pets")
     p.add_argument("--out", default="runs/reproduce")
     p.add_argument("--report-dir", default="report")
     p.add_argument("overrides", nargs="*", help="config overrides applied to every run")

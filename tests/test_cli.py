@@ -69,3 +69,25 @@ def test_reproduce_names_the_missing_download(tmp_path):
 
     md = reproduce("table3", [0], tmp_path / "runs", tmp_path / "report", quick=True).read_text()
     assert "data missing" in md and "plusrl data build-ultrafeedback" in md
+
+
+@pytest.mark.slow
+def test_reproduce_table3_freezes_the_reward_model_that_plus_untrained_trained(tmp_path):
+    """The static-RM row trains the summarizer against the same seed's PLUS-untrained reward model, frozen."""
+    from safetensors.torch import load_file
+
+    from plusrl.eval.report import reproduce
+    from plusrl.training.checkpoint import latest_checkpoint
+
+    tiny = ["data.max_train_records=16", "data.max_eval_records=8", "iterations=2", "rollout_batch_size=4",
+            "ppo.group_size=2", "ppo.minibatch_size=8", "summarizer.max_summary_tokens=8"]
+    md = reproduce("table3", [0], tmp_path / "runs", tmp_path / "report", quick=True, methods=["plus-static-rm"],
+                   extra=tiny, dataset="pets").read_text()
+    assert "data missing" not in md and "| plus-static-rm | pairs |" in md
+    runs = tmp_path / "runs" / "table3"
+    static, untrained = runs / "pets-pairs-plus-static-rm-seed0", runs / "pets-pairs-plus-untrained-seed0"
+    frozen = load_file(latest_checkpoint(untrained) / "model" / "model.safetensors")
+    after = load_file(latest_checkpoint(static) / "model" / "model.safetensors")
+    assert frozen.keys() == after.keys() and all(frozen[k].equal(after[k]) for k in frozen)
+    adapters = load_file(latest_checkpoint(static) / "summarizer" / "summarizer.safetensors")
+    assert any("lora_B" in k and v.abs().sum() > 0 for k, v in adapters.items())  # LoRA B starts at zero

@@ -135,6 +135,13 @@ def test_client_errors_are_not_retried(endpoint, tmp_path):
     assert script.requests == 1
 
 
+def test_http_backends_refuse_constrained_answers_by_name(endpoint, tmp_path):
+    script, url = endpoint
+    with pytest.raises(BackendError, match="only a local model"):
+        _client(url, tmp_path).complete([ChatRequest.of("q", choices=("Option 1", "Option 2"))])
+    assert script.requests == 0
+
+
 def test_concurrency_limit_is_respected(endpoint, tmp_path):
     script, url = endpoint
     replies = _client(url, tmp_path, concurrency=3).complete([ChatRequest.of(f"q{i} dogs") for i in range(12)])
@@ -222,3 +229,14 @@ def test_the_embedded_model_judges_through_the_chat_server(tmp_path):
     finally:
         server.should_exit = True
         thread.join()
+
+
+@pytest.mark.slow
+def test_the_embedded_model_answers_constrained_judge_requests_by_likelihood(tmp_path):
+    local = LocalChat(BackendConfig(kind="local", cache_dir=str(tmp_path / "local")))
+    echo = [ChatRequest.of(f"Reply with exactly these two words: {o}", choices=("Option 1", "Option 2"))
+            for o in ("Option 1", "Option 2")]
+    assert local.complete(echo) == ["Option 1", "Option 2"]
+    records = load_split("pets", "test")[:4]
+    rows = judge(local, records, ["The user prefers dogs."] * 4, constrained=True)
+    assert all(r[k]["pick"] in (1, 2) for r in rows for k in ("default", "personalized"))  # never unparsable

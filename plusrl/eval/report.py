@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import json
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from plusrl.config import load_config
@@ -46,8 +46,11 @@ TABLES = {
         "btl": {"pets-ood": "49.5 ± 2.6"}, "dpl": {"pets-ood": "49.0 ± 0.5"}, "vpl": {"pets-ood": "44.8 ± 4.0"},
         "icl": {"pets-ood": "72.5 ± 3.1"}, "plus-untrained": {"pets-ood": "85.8 ± 4.0"},
         "plus": {"pets-ood": "93.7 ± 4.0"}, "oracle": {"pets-ood": "100 ± 0"}}),
-    "table3": TableSpec("Table 3: static reward model or summarizer (UltraFeedback)", "ultrafeedback-p2",
-                        ["ultrafeedback-p2"], methods=("plus-untrained", "plus")),
+    "table3": TableSpec("Table 3: static reward model or summarizer (UltraFeedback-P2)", "ultrafeedback-p2",
+                        ["ultrafeedback-p2"], methods=("plus-static-rm", "plus-untrained", "plus"), paper={
+        # rows with a 0.5B reward model and a 3B summarizer; "static" is the frozen one
+        "plus-static-rm": {"ultrafeedback-p2": "53.45"}, "plus-untrained": {"ultrafeedback-p2": "59.90"},
+        "plus": {"ultrafeedback-p2": "69.40"}}),
     "table4": TableSpec("Table 4: context types (preference pairs, guideline + pairs, conversations)", "pets",
                         ["pets"], methods=("icl", "plus"), context_types=("pairs", "guideline", "conversation")),
     "table6": TableSpec("Table 6: PRISM held-out conversations", "prism", ["prism"]),
@@ -75,11 +78,14 @@ def run_one(method: str, train_dataset: str, eval_datasets: list[str], context_t
     from plusrl.training.plus import PlusConfig, train_plus
     from plusrl.training.reward import RewardTrainConfig, train_reward_model
 
-    run_dir = out / f"{train_dataset.replace('/', '_')}-{context_type}-{method}-seed{seed}"
+    run_dir = _run_dir(out, method, train_dataset, context_type, seed)
     done = {d: run_dir / "eval" / f"{_eval_name(d)}.json" for d in eval_datasets}
     if not all(p.is_file() for p in done.values()):
         overrides = [f"method={method}", f"seed={seed}", f"output_dir={run_dir}", f"data.dataset={train_dataset}",
                      f"data.eval_datasets=[{','.join(eval_datasets)}]", f"data.context_type={context_type}", *extra]
+        if method == "plus-static-rm":  # the frozen reward model is the one PLUS-untrained trained, same seed
+            run_one("plus-untrained", train_dataset, eval_datasets, context_type, seed, out, quick, extra)
+            overrides.append(f"reward_model_init={_run_dir(out, 'plus-untrained', train_dataset, context_type, seed)}")
         if method in SUMMARY_METHODS:
             cfg = load_config(PlusConfig, _recipe(method), (QUICK["plus"] if quick else []) + overrides)
             train_plus(cfg, resume=True)
@@ -90,6 +96,10 @@ def run_one(method: str, train_dataset: str, eval_datasets: list[str], context_t
     return {d: json.loads(p.read_text())["accuracy"] for d, p in done.items()}
 
 
+def _run_dir(out: Path, method: str, train_dataset: str, context_type: str, seed: int) -> Path:
+    return out / f"{train_dataset.replace('/', '_')}-{context_type}-{method}-seed{seed}"
+
+
 def _eval_name(spec: str) -> str:
     """The name `evaluate_run` gives a dataset's results (a folder's name, plus any "@split")."""
     dataset, at, split = spec.partition("@")
@@ -97,10 +107,16 @@ def _eval_name(spec: str) -> str:
 
 
 def reproduce(table: str, seeds: list[int], out_dir: Path, report_dir: Path, quick: bool,
-              data: dict[str, str] | None = None, methods: list[str] | None = None, extra: list[str] | None = None) -> Path:
+              data: dict[str, str] | None = None, methods: list[str] | None = None, extra: list[str] | None = None,
+              dataset: str | None = None) -> Path:
+    """`dataset` runs the table's layout (methods × context types) on another dataset, trained and
+    tested on it, with no paper figures beside it: e.g. the Table 3 ablation on Pets."""
     if table not in TABLES:
         raise ValueError(f"unknown table {table!r}; choose from {', '.join(TABLES)}")
     spec, data = TABLES[table], data or {}
+    if dataset:
+        spec = replace(spec, title=f"{spec.title}, layout run on {dataset}", train_dataset=dataset,
+                       eval_datasets=[dataset], paper={})
     names = {d.partition("@")[0] for d in (spec.train_dataset, *spec.eval_datasets)}
     missing = sorted(d for d in names if d in LOCAL_DATA and d not in data)
     rows, runs = [], {}
@@ -114,8 +130,8 @@ def reproduce(table: str, seeds: list[int], out_dir: Path, report_dir: Path, qui
                 scores = [run_one(method, resolve(spec.train_dataset), [resolve(d) for d in spec.eval_datasets],
                                   context_type, seed, out_dir / table, quick, extra or []) for seed in seeds]
                 rows.append({"method": method, "context_type": context_type, "scores": scores})
-                runs[(method, context_type)] = [out_dir / table / f"{resolve(spec.train_dataset).replace('/', '_')}-"
-                                                f"{context_type}-{method}-seed{s}" for s in seeds]
+                runs[(method, context_type)] = [_run_dir(out_dir / table, method, resolve(spec.train_dataset),
+                                                         context_type, s) for s in seeds]
     return write_report(table, spec, rows, runs, missing, report_dir, quick, seeds, data)
 
 

@@ -18,7 +18,7 @@ from plusrl.training.checkpoint import latest_checkpoint
 from plusrl.training.plus import PlusConfig
 from plusrl.training.reward import RewardTrainConfig, load_trained_reward_model
 
-SUMMARY_METHODS = ("plus", "plus-untrained")
+SUMMARY_METHODS = ("plus", "plus-untrained", "plus-static-rm")
 
 
 def run_config(run_dir: Path) -> RewardTrainConfig | PlusConfig:

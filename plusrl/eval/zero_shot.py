@@ -65,9 +65,16 @@ def chosen_first(record: Record, index: int, seed: int = 0) -> bool:
     return digest[0] % 2 == 0
 
 
+JUDGE_CHOICES = ("Option 1", "Option 2")
+
+
 def judge(backend: ChatBackend, records: list[Record], summaries: list[str], seed: int = 0,
-          max_tokens: int = 16) -> list[dict]:
-    """Alg. 2: one row per record with the judge's pick without and with the summary."""
+          max_tokens: int = 16, constrained: bool = False) -> list[dict]:
+    """Alg. 2: one row per record with the judge's pick without and with the summary.
+
+    `constrained` asks for the more likely of "Option 1" / "Option 2" (token probabilities,
+    local models) instead of parsing free text: small models rarely answer in the format.
+    """
     requests, orders = [], []
     for i, (record, summary) in enumerate(zip(records, summaries, strict=True)):
         first = chosen_first(record, i, seed)
@@ -75,7 +82,7 @@ def judge(backend: ChatBackend, records: list[Record], summaries: list[str], see
         orders.append(first)
         for with_summary in (None, summary):
             requests.append(ChatRequest.of(judge_prompt(record.prompt, *options, with_summary), JUDGE_SYSTEM,
-                                           max_tokens=max_tokens))
+                                           max_tokens=max_tokens, choices=JUDGE_CHOICES if constrained else ()))
     replies = backend.complete(requests)
     rows = []
     for i, record in enumerate(records):

@@ -1,7 +1,9 @@
 """Chat backends for zero-shot personalization: a judge or a response generator.
 
 Two implementations behind one method, `complete(requests) -> replies`:
-- `LocalChat`: a Hugging Face causal LM on this machine (the embedded SmolLM2 by default);
+- `LocalChat`: a Hugging Face causal LM on this machine (the embedded SmolLM2 by default); it
+  also answers constrained requests (`choices`) by reading token probabilities, which is how a
+  135M model that cannot follow "answer Option 1 or Option 2" still gives a judgement;
 - `OpenAIChat`: any OpenAI-compatible `/v1/chat/completions` endpoint (GPT-4-class APIs or a
   self-hosted vLLM / llama.cpp server), with timeouts, retries with backoff, a concurrency
   limit, and an on-disk response cache so that re-running an evaluation costs nothing.
@@ -34,6 +36,9 @@ class ChatRequest:
     """(role, content) pairs."""
     max_tokens: int = 64
     temperature: float = 0.0
+    choices: tuple[str, ...] = ()
+    """When set, the reply is whichever of these is the most likely start of the assistant's
+    turn (log-likelihood from the model's token probabilities; local models only)."""
 
     @classmethod
     def of(cls, user: str, system: str | None = None, **kwargs) -> ChatRequest:
@@ -121,15 +126,38 @@ class LocalChat(ChatBackend):
         self.tokenizer.padding_side = "left"
         self.lm = load_causal_lm(config.model).eval()
 
-    @torch.no_grad()
+    def _prompt_text(self, request: ChatRequest) -> str:
+        return self.tokenizer.apply_chat_template([{"role": r, "content": c} for r, c in request.messages],
+                                                  add_generation_prompt=True, tokenize=False)
+
     def _complete_uncached(self, requests: list[ChatRequest]) -> list[str]:
+        constrained = [i for i, r in enumerate(requests) if r.choices]
+        free = [i for i, r in enumerate(requests) if not r.choices]
+        replies: dict[int, str] = dict(zip(free, self._generate([requests[i] for i in free])))
+        replies |= {i: self._most_likely_choice(requests[i]) for i in constrained}
+        return [replies[i] for i in range(len(requests))]
+
+    @torch.no_grad()
+    def _most_likely_choice(self, request: ChatRequest) -> str:
+        """The choice whose tokens, as the assistant's reply, have the highest total log-probability."""
+        prompt = self.tokenizer(self._prompt_text(request), add_special_tokens=False)["input_ids"]
+        rows = [prompt + self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in request.choices]
+        width = max(map(len, rows))
+        ids = torch.tensor([[self.tokenizer.pad_token_id] * (width - len(r)) + r for r in rows])
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+        positions = (mask.cumsum(1) - 1).clamp(min=0)
+        logprobs = self.lm(input_ids=ids, attention_mask=mask, position_ids=positions).logits[:, :-1].log_softmax(-1)
+        token_logprobs = logprobs.gather(2, ids[:, 1:, None]).squeeze(-1)
+        scores = [token_logprobs[k, width - 1 - (len(row) - len(prompt)) :].sum().item() for k, row in enumerate(rows)]
+        return request.choices[max(range(len(scores)), key=scores.__getitem__)]
+
+    @torch.no_grad()
+    def _generate(self, requests: list[ChatRequest]) -> list[str]:
         replies = []
         for start in range(0, len(requests), self.config.batch_size):
             chunk = requests[start : start + self.config.batch_size]
             for (max_tokens, temperature), group in _by_settings(chunk).items():
-                texts = [self.tokenizer.apply_chat_template([{"role": r, "content": c} for r, c in req.messages],
-                                                            add_generation_prompt=True, tokenize=False)
-                         for _, req in group]
+                texts = [self._prompt_text(req) for _, req in group]
                 batch = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
                 out = self.lm.generate(**batch, max_new_tokens=max_tokens, do_sample=temperature > 0,
                                        temperature=temperature or None, top_p=None, top_k=None,
@@ -166,6 +194,9 @@ class OpenAIChat(ChatBackend):
         self.client = httpx.Client(timeout=config.timeout_s, headers=headers)
 
     def _complete_uncached(self, requests: list[ChatRequest]) -> list[str]:
+        if any(r.choices for r in requests):
+            raise BackendError("constrained answers (choices) read token probabilities, which only a local model "
+                               "gives; ask this endpoint for free text (plusrl judge --answer free)")
         with ThreadPoolExecutor(max_workers=max(1, self.config.concurrency)) as pool:
             return list(pool.map(self._complete_one, requests))
 

@@ -15,6 +15,7 @@ CONDITIONING = {
     "icl": "context",
     "plus-untrained": "summary",
     "plus": "summary",
+    "plus-static-rm": "summary",
 }
 
 

@@ -89,7 +89,7 @@ class PPOConfig:
 @dataclass
 class PlusConfig:
     method: str = "plus"
-    """plus | plus-untrained (the flags below decide what trains; the name labels results)"""
+    """plus | plus-untrained | plus-static-rm (the flags below decide what trains; the name labels results)"""
     output_dir: str = ""
     seed: int = 0
     precision: str = "auto"
@@ -236,8 +236,8 @@ def train_plus(cfg: PlusConfig, resume: bool = False) -> Path:
         if (iteration + 1) % cfg.save_every == 0 or iteration == cfg.iterations - 1:
             accelerator.wait_for_everyone()
             if accelerator.is_main_process:
-                save_checkpoint(run_dir, iteration + 1, lambda d: _write_state(
-                    d, summarizer, reward_model, optimizers, schedulers, iteration + 1))
+                save_checkpoint(run_dir, iteration + 1, lambda d, done=iteration + 1: _write_state(
+                    d, summarizer, reward_model, optimizers, schedulers, done))
 
     if summarizer.n_context_truncated:
         log.warning("%d summarizer prompts were over max_prompt_tokens=%d: oldest context items dropped",

@@ -172,7 +172,7 @@ def train_reward_model(cfg: RewardTrainConfig, resume: bool = False) -> Path:
         if (step + 1) % cfg.save_every == 0 or step == total_steps - 1:
             accelerator.wait_for_everyone()
             if accelerator.is_main_process:
-                save_checkpoint(run_dir, step + 1, lambda d: _write_checkpoint(d, reward_model, optimizer, scheduler, step + 1))
+                save_checkpoint(run_dir, step + 1, lambda d, done=step + 1: _write_checkpoint(d, reward_model, optimizer, scheduler, done))
 
     if n_truncated:
         log.warning("%d of %d reward-model inputs exceeded max_length=%d and were truncated", n_truncated, n_seen,
