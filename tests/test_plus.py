@@ -10,7 +10,12 @@ from plusrl.config import load_config
 from plusrl.data.registry import load_split
 from plusrl.data.schema import PreferencePair
 from plusrl.eval.runs import evaluate_run
-from plusrl.models.summarizer import Summarizer, SummarizerConfig, _mask_after_eos
+from plusrl.models.summarizer import (
+    Summarizer,
+    SummarizerConfig,
+    _mask_after_eos,
+    selected_logprobs,
+)
 from plusrl.training.checkpoint import latest_checkpoint
 from plusrl.training.plus import PlusConfig, train_plus
 
@@ -59,6 +64,20 @@ def _full_pass_logprobs(summarizer, prompt_ids, prompt_mask, rollout):
     logits = summarizer.lm(input_ids=ids, attention_mask=mask, position_ids=positions).logits
     logits = logits[:, prompt_ids.shape[1] - 1 : -1].float() / summarizer.config.temperature
     return torch.log_softmax(logits, -1).gather(2, rollout.summary_ids.unsqueeze(-1)).squeeze(-1)
+
+
+def test_selected_logprobs_match_log_softmax_in_value_and_gradient():
+    torch.manual_seed(0)
+    logits = (3 * torch.randn(2, 5, 11, dtype=torch.float64)).requires_grad_()
+    tokens = torch.randint(0, 11, (2, 5))
+    weights = torch.randn(2, 5, dtype=torch.float64)
+    ours = selected_logprobs(logits, tokens)
+    (grad,) = torch.autograd.grad((ours * weights).sum(), logits)
+    reference = torch.log_softmax(logits, -1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+    (expected,) = torch.autograd.grad((reference * weights).sum(), logits)
+    torch.testing.assert_close(ours, reference)
+    torch.testing.assert_close(grad, expected)
+    assert torch.autograd.gradcheck(selected_logprobs, (logits, tokens))
 
 
 @torch.no_grad()

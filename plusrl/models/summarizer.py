@@ -164,11 +164,12 @@ class Summarizer(TrainedWeights, nn.Module):
         mask = torch.cat([prompt_mask, summary_mask[:, :-1]], dim=1)
         positions = prompt_mask.sum(1, keepdim=True) - 1 + torch.arange(inputs.shape[1], device=inputs.device)
         with self._adapter(use_adapter):
-            out = self.lm(input_ids=inputs, attention_mask=mask, position_ids=positions,
-                          cache=prefix.cache(rows, self.lm.config), output_hidden_states=with_values)
-        logprobs = torch.gather(self._log_policy(out.logits), 2, summary_ids.unsqueeze(-1)).squeeze(-1)
-        values = self._values(out.hidden_states[-1]) if with_values else None
-        return logprobs, values
+            hidden = self.lm.get_decoder()(input_ids=inputs, attention_mask=mask, position_ids=positions,
+                                           cache=prefix.cache(rows, self.lm.config)).last_hidden_state
+            # (h / T) W = logits / T: the temperature is applied on the 576-wide hidden state, not the 49k logits
+            logits = self.lm.get_output_embeddings()(hidden / self.config.temperature)
+        logprobs = selected_logprobs(logits.float(), summary_ids)
+        return logprobs, self._values(hidden) if with_values else None
 
     def forward(self, prefix: PromptPrefix, rows: torch.Tensor, summary_ids: torch.Tensor, summary_mask: torch.Tensor):
         """Training pass (through DDP when distributed): log-probs and values of the summary tokens."""
@@ -244,6 +245,30 @@ class Summarizer(TrainedWeights, nn.Module):
             texts += self.generate(ids, mask, sample=sample, with_values=False).texts
         return texts
 
+
+
+class _SelectedLogProbs(torch.autograd.Function):
+    """log softmax(logits)[token] without materialising the log-softmax: forward keeps a
+    logsumexp per row, backward writes one vocabulary-sized gradient in place."""
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        log_normalizer = logits.logsumexp(-1)
+        ctx.save_for_backward(logits, tokens, log_normalizer)
+        return logits.gather(-1, tokens.unsqueeze(-1)).squeeze(-1) - log_normalizer
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        logits, tokens, log_normalizer = ctx.saved_tensors
+        # d/dlogits = onehot(token) - softmax(logits), scaled by the incoming gradient
+        grad_logits = (logits - log_normalizer.unsqueeze(-1)).exp_().mul_(-grad.unsqueeze(-1))
+        grad_logits.scatter_add_(-1, tokens.unsqueeze(-1), grad.unsqueeze(-1))
+        return grad_logits, None
+
+
+def selected_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """log π(token) from logits [..., V] and token ids [...]."""
+    return _SelectedLogProbs.apply(logits, tokens)
 
 
 def _disable_dropout(model: nn.Module) -> None:
