@@ -84,7 +84,7 @@ def test_reproduce_table3_freezes_the_reward_model_that_plus_untrained_trained(t
     md = reproduce("table3", [0], tmp_path / "runs", tmp_path / "report", quick=True, methods=["plus-static-rm"],
                    extra=tiny, dataset="pets").read_text()
     assert "data missing" not in md and "| plus-static-rm | pairs |" in md
-    runs = tmp_path / "runs" / "table3"
+    runs = tmp_path / "runs" / "quick"
     static, untrained = runs / "pets-pairs-plus-static-rm-seed0", runs / "pets-pairs-plus-untrained-seed0"
     frozen = load_file(latest_checkpoint(untrained) / "model" / "model.safetensors")
     after = load_file(latest_checkpoint(static) / "model" / "model.safetensors")

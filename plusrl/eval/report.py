@@ -73,14 +73,16 @@ def _recipe(method: str) -> Path:
 
 def run_one(method: str, train_dataset: str, eval_datasets: list[str], context_type: str, seed: int, out: Path,
             quick: bool, extra: list[str]) -> dict[str, float]:
-    """Train one (method, dataset, context, seed) run if it is not finished, evaluate it, return accuracies."""
+    """Train one (method, dataset, context, seed) run unless it is finished, evaluate it on whichever
+    datasets it lacks, return accuracies. Tables share runs (Table 1 and 2 read the same Pets runs);
+    runs are keyed by those four, so give another `out` for other overrides."""
     from plusrl.eval.runs import SUMMARY_METHODS, evaluate_run
     from plusrl.training.plus import PlusConfig, train_plus
     from plusrl.training.reward import RewardTrainConfig, train_reward_model
 
     run_dir = _run_dir(out, method, train_dataset, context_type, seed)
     done = {d: run_dir / "eval" / f"{_eval_name(d)}.json" for d in eval_datasets}
-    if not all(p.is_file() for p in done.values()):
+    if missing := [d for d, p in done.items() if not p.is_file()]:
         overrides = [f"method={method}", f"seed={seed}", f"output_dir={run_dir}", f"data.dataset={train_dataset}",
                      f"data.eval_datasets=[{','.join(eval_datasets)}]", f"data.context_type={context_type}", *extra]
         if method == "plus-static-rm":  # the frozen reward model is the one PLUS-untrained trained, same seed
@@ -92,7 +94,7 @@ def run_one(method: str, train_dataset: str, eval_datasets: list[str], context_t
         else:
             cfg = load_config(RewardTrainConfig, _recipe(method), (QUICK["reward"] if quick else []) + overrides)
             train_reward_model(cfg, resume=True)
-        evaluate_run(run_dir)
+        evaluate_run(run_dir, missing)
     return {d: json.loads(p.read_text())["accuracy"] for d, p in done.items()}
 
 
@@ -120,6 +122,7 @@ def reproduce(table: str, seeds: list[int], out_dir: Path, report_dir: Path, qui
     names = {d.partition("@")[0] for d in (spec.train_dataset, *spec.eval_datasets)}
     missing = sorted(d for d in names if d in LOCAL_DATA and d not in data)
     rows, runs = [], {}
+    runs_dir = out_dir / ("quick" if quick else "full")
     if not missing:
         def resolve(spec_name: str) -> str:  # dataset name → built folder, keeping any "@split"
             name, at, split = spec_name.partition("@")
@@ -128,9 +131,9 @@ def reproduce(table: str, seeds: list[int], out_dir: Path, report_dir: Path, qui
         for context_type in spec.context_types:
             for method in methods or spec.methods:
                 scores = [run_one(method, resolve(spec.train_dataset), [resolve(d) for d in spec.eval_datasets],
-                                  context_type, seed, out_dir / table, quick, extra or []) for seed in seeds]
+                                  context_type, seed, runs_dir, quick, extra or []) for seed in seeds]
                 rows.append({"method": method, "context_type": context_type, "scores": scores})
-                runs[(method, context_type)] = [_run_dir(out_dir / table, method, resolve(spec.train_dataset),
+                runs[(method, context_type)] = [_run_dir(runs_dir, method, resolve(spec.train_dataset),
                                                          context_type, s) for s in seeds]
     return write_report(table, spec, rows, runs, missing, report_dir, quick, seeds, data)
 
