@@ -5,8 +5,8 @@ peak, side by side with TRL's GRPOTrainer doing the same summarizer work.
                                           [--minibatch 16] [--iterations 3] [--peer trl|none]
 
 Measures in the same run:
-1. the matmul peak (fp32 and bf16, best of 5 timings, before and after the loop; MFU is
-   against the highest);
+1. the matmul peak (fp32: best of 5 timings, before and after the loop; bf16: one timing,
+   as it is only there to tell whether this CPU runs bf16 fast); MFU is against the highest;
 2. plusrl: the real `train_plus` loop (RLOO, `group` summaries per user, no reference pass)
    for a few iterations on Pets users with the embedded models; the first iteration is
    warm-up, the rest are averaged from the loop's own per-phase timings and token counts;
