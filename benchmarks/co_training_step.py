@@ -111,7 +111,7 @@ def run_trl(args, records, summarizer: Summarizer, reward_model: RewardModel) ->
         batch = [records[i] for i in index]
         summaries = [strip_summary_header(c[0]["content"]) for c in completions]
         enc = reward_model.encode_pairs(batch, build_conditionings("plus", batch, "pets", summaries))
-        rewards = reward_model(enc.input_ids, enc.attention_mask)
+        rewards = reward_model(enc)
         return summary_return(rewards[: len(batch)], rewards[len(batch):]).tolist()
 
     class StepClock(TrainerCallback):

@@ -27,6 +27,8 @@ from plusrl.config import ConfigError, load_config
 from plusrl.data.readers import DataError
 from plusrl.models.backends import BackendError
 from plusrl.models.loader import ModelLoadError
+from plusrl.serving.guard import ServiceLimits
+from plusrl.serving.store import Quotas
 
 USER_ERRORS = (ConfigError, DataError, ModelLoadError, BackendError, FileExistsError, FileNotFoundError, ValueError)
 
@@ -274,10 +276,13 @@ def _serve(args: argparse.Namespace) -> None:
     from plusrl.serving.store import Store
 
     admin = os.environ.get("PLUSRL_ADMIN_TOKEN") or secrets.token_urlsafe(24)
-    app = create_app(Store(args.db), Models(args.model_dir, args.dataset), admin_token=admin)
+    limits = ServiceLimits(max_body_bytes=args.max_body_bytes, registration=args.registration,
+                           writes_per_minute=args.writes_per_minute, generations_per_minute=args.generations_per_minute)
+    quotas = Quotas(args.max_context_items, args.max_context_bytes, args.max_summary_versions)
+    app = create_app(Store(args.db, quotas), Models(args.model_dir, args.dataset), admin_token=admin, limits=limits)
     if "PLUSRL_ADMIN_TOKEN" not in os.environ:
         print(f"admin token (set PLUSRL_ADMIN_TOKEN to choose one): {admin}")
-    print(f"open http://{args.host}:{args.port}/  (API docs at /docs)")
+    print(f"open http://{args.host}:{args.port}/  (API schema at /openapi.json)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 
@@ -382,6 +387,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="generic", help="prompt family of the summarizer (pets | generic)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--registration", choices=["open", "closed", "admin"], default="open",
+                   help="who may create accounts: anyone, nobody, or the admin token only")
+    p.add_argument("--max-body-bytes", type=int, default=ServiceLimits.max_body_bytes)
+    p.add_argument("--writes-per-minute", type=float, default=ServiceLimits.writes_per_minute, help="per user")
+    p.add_argument("--generations-per-minute", type=float, default=ServiceLimits.generations_per_minute,
+                   help="per user")
+    p.add_argument("--max-context-items", type=int, default=Quotas.max_context_items, help="per user")
+    p.add_argument("--max-context-bytes", type=int, default=Quotas.max_context_bytes, help="per user")
+    p.add_argument("--max-summary-versions", type=int, default=Quotas.max_summary_versions, help="per user")
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("reproduce", help="run the methods × datasets of a paper table and write a report")

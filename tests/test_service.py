@@ -244,3 +244,149 @@ def test_the_web_page_edits_a_summary_and_the_ranking_follows(server):
         page.locator("#history tr").nth(2).wait_for()
         assert summary.input_value() == "I prefer cats over dogs."
         browser.close()
+
+
+# -- bounded work per request, ownership, operator controls (the service under attack) ----------
+
+
+def _big_score_body() -> dict:
+    """The request that once took the server down: ~0.5 MB, a 20k-character summary, 32 × 20k responses."""
+    return {"prompt": "p", "summary": "I like dogs. " * 1500, "responses": ["Dogs are loyal. " * 1240] * 32}
+
+
+def test_a_huge_score_request_costs_bounded_memory(client):
+    import resource
+
+    uid, auth = _user(client)
+    body = _big_score_body()
+    assert 500_000 < len(str(body)) < 1_000_000
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    r = client.post(f"/api/users/{uid}/score", json=body, headers=auth)
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) / 1024
+    assert r.status_code == 200 and len(r.json()["with_summary"]) == 32
+    assert grown_mib < 1024, f"peak memory grew by {grown_mib:.0f} MiB"  # it was > 20 GB before the fix
+
+
+def test_reward_model_input_is_cut_by_characters_then_tokens(models):
+    rm = models.reward_model
+    enc = rm.encode(["I like dogs. " * 1540], ["p"], ["Dogs are loyal. " * 1250])
+    assert enc.input_ids.shape == (1, rm.config.max_length) and enc.n_truncated == 1
+    short = rm.encode(["I like dogs."], ["p"], ["Dogs are loyal."])
+    assert short.n_truncated == 0 and short.input_ids.shape[1] < 20
+
+
+def test_bodies_over_the_limit_are_refused_before_parsing_or_auth(client):
+    big = b'{"name": "' + b"x" * 2_000_000 + b'"}'
+    for headers in ({}, {"Authorization": "Bearer nobody"}):
+        r = client.post("/api/users", content=big, headers={"Content-Type": "application/json", **headers})
+        assert r.status_code == 413 and len(r.content) < 300
+    r = client.post("/api/users/x/context", content=b'{"items": []}', headers={"Content-Type": "application/json"})
+    assert r.status_code == 401  # no token: refused before its body is read
+    r = client.post("/api/users", content=b'{"name": "cross-site"}', headers={"Content-Type": "text/plain"})
+    assert r.status_code == 415
+
+
+def test_errors_do_not_echo_inputs_and_bad_values_are_4xx_not_500(client):
+    uid, auth = _user(client)
+    r = client.post("/api/users", json={"name": "n" * 500_000})
+    assert r.status_code == 422 and len(r.content) < 1000 and "nnnn" not in r.text
+    revert = f"/api/users/{uid}/summary/revert"
+    for version in (2**63, "1", True, 0):
+        assert client.post(revert, json={"version": version}, headers=auth).status_code == 422, version
+    for raw in (b'{"version": 1e400}', b'{"version": NaN}'):
+        r = client.post(revert, content=raw, headers={**auth, "Content-Type": "application/json"})
+        assert r.status_code == 422, raw
+    lone_surrogate = b'{"text": "ab\\ud800cd"}'
+    r = client.put(f"/api/users/{uid}/summary", content=lone_surrogate, headers={**auth, "Content-Type": "application/json"})
+    assert r.status_code == 422
+    assert client.put(f"/api/users/{uid}/summary", json={"text": " \n\t "}, headers=auth).status_code == 422
+    r = client.get(f"/api/users/{uid}/summary", headers={"Authorization": "Bearer t\u00e9st".encode("utf-8")})
+    assert r.status_code == 401
+
+
+def test_the_page_and_api_send_security_headers_and_no_cdn_docs(client):
+    r = client.get("/")
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+    assert r.headers["x-frame-options"] == "DENY" and r.headers["x-content-type-options"] == "nosniff"
+    assert client.get("/docs").status_code == 404 and client.get("/openapi.json").status_code == 200
+
+
+def test_a_user_exports_deletes_and_rotates_what_is_theirs(client, tmp_path):
+    import sqlite3
+
+    uid, auth = _user(client)
+    other, other_auth = _user(client)
+    client.post(f"/api/users/{uid}/context", json={"items": [PAIR] * 3}, headers=auth)
+    client.post(f"/api/users/{uid}/summary/generate", headers=auth)
+    client.put(f"/api/users/{uid}/summary", json={"text": "I like dogs."}, headers=auth)
+
+    exported = client.get(f"/api/users/{uid}/export", headers=auth).json()
+    assert exported["user"]["user_id"] == uid and len(exported["context"]) == 3
+    assert [v["author"] for v in exported["summary_versions"]] == ["user", "model"]
+
+    page = client.get(f"/api/users/{uid}/context", params={"offset": 1, "limit": 1}, headers=auth)
+    assert page.json() == [PAIR] and page.headers["x-total-count"] == "3"
+    assert client.get(f"/api/users/{uid}/context", params={"limit": 10_000}, headers=auth).status_code == 422
+
+    cleared = client.request("DELETE", f"/api/users/{uid}/context", params={"drop_model_summaries": "true"},
+                             headers=auth).json()
+    assert cleared == {"n_items": 0, "summaries_dropped": 1}
+    assert [v["author"] for v in client.get(f"/api/users/{uid}/summary/history", headers=auth).json()] == ["user"]
+
+    new_token = client.post(f"/api/users/{uid}/token", headers=auth).json()["token"]
+    assert client.get("/api/me", headers=auth).status_code == 401  # the old token died at once
+    auth = {"Authorization": f"Bearer {new_token}"}
+    assert client.get("/api/me", headers=auth).json()["user_id"] == uid
+
+    assert client.request("DELETE", f"/api/users/{uid}", headers=other_auth).status_code == 403
+    assert client.request("DELETE", f"/api/users/{uid}", headers=auth).json() == {"deleted": uid}
+    assert client.get("/api/me", headers=auth).status_code == 401
+    db = sqlite3.connect(tmp_path / "service.db")
+    for table in ("users", "context_items", "summary_versions"):
+        assert db.execute(f"SELECT COUNT(*) FROM {table} WHERE user_id = ?", (uid,)).fetchone()[0] == 0
+    assert db.execute("SELECT COUNT(*) FROM users WHERE user_id = ?", (other,)).fetchone()[0] == 1
+
+
+def test_operator_quotas_rate_limits_and_registration(tmp_path, models):
+    from plusrl.serving.guard import ServiceLimits
+    from plusrl.serving.store import Quotas
+
+    store = Store(tmp_path / "q.db", Quotas(max_context_items=2, max_context_bytes=10_000, max_summary_versions=2))
+    limits = ServiceLimits(writes_per_minute=5, registration="admin")
+    with TestClient(create_app(store, models, admin_token=ADMIN, limits=limits)) as c:
+        assert c.post("/api/users", json={}).status_code == 403
+        made = c.post("/api/users", json={}, headers={"Authorization": f"Bearer {ADMIN}"}).json()
+        uid, auth = made["user_id"], {"Authorization": f"Bearer {made['token']}"}
+        r = c.post(f"/api/users/{uid}/context", json={"items": [PAIR] * 3}, headers=auth)
+        assert r.status_code == 409 and "2 items" in r.json()["detail"]
+        for text in ("one", "two"):
+            assert c.put(f"/api/users/{uid}/summary", json={"text": text}, headers=auth).status_code == 200
+        r = c.put(f"/api/users/{uid}/summary", json={"text": "three"}, headers=auth)
+        assert r.status_code == 409 and "keep=N" in r.json()["detail"]
+        assert c.request("DELETE", f"/api/users/{uid}/summary/history", params={"keep": 1},
+                         headers=auth).json() == {"dropped": 1}
+        r = c.put(f"/api/users/{uid}/summary", json={"text": "three"}, headers=auth)
+        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1  # the 6th write in a minute
+    with TestClient(create_app(Store(tmp_path / "c.db"), models, admin_token=ADMIN,
+                               limits=ServiceLimits(registration="closed"))) as c:
+        assert c.post("/api/users", json={}).status_code == 403
+
+
+def test_scoring_does_not_wait_behind_a_summary_generation(client):
+    uid, auth = _user(client)
+    client.post(f"/api/users/{uid}/context", json={"items": [PAIR] * 3}, headers=auth)
+    body = {"prompt": PAIR["prompt"], "responses": [PAIR["chosen"], PAIR["rejected"]], "summary": "I like dogs."}
+    order = []
+
+    def generate():
+        client.post(f"/api/users/{uid}/summary/generate", headers=auth)
+        order.append("generated")
+
+    with ThreadPoolExecutor(2) as pool:
+        done = pool.submit(generate)
+        time.sleep(0.3)  # let the generation take the summarizer
+        assert client.post(f"/api/users/{uid}/summary/generate", headers=auth).status_code == 429  # one at a time
+        assert client.post(f"/api/users/{uid}/score", json=body, headers=auth).status_code == 200
+        order.append("scored")
+        done.result()
+    assert order == ["scored", "generated"]

@@ -12,6 +12,12 @@ Following VPL (Poddar et al.) as used by PLUS (App. H):
   single reward model (BTL) sits near 50 %.
 - Pets-OOD (test only): users prefer rabbits or birds; contexts and pairs are rabbits vs
   birds, topics never seen as controversial in training.
+
+Two validation sets, built the same way, choose designs without looking at Pets-OOD:
+- pets-val: users of four animals never seen in training (hamsters vs horses, turtles vs
+  goldfish), fact sentences of our own (`pets_facts/validation/`).
+- pets-val-prior: users who prefer dogs or cats over birds, against the prior every training
+  user shares (birds first), from the training facts; no rabbits, no test facts.
 """
 
 from __future__ import annotations
@@ -26,12 +32,48 @@ PROMPT = "Please talk about one kind of pets."
 ANIMALS = ("birds", "dogs", "cats", "rabbits")
 N_TRAIN_FACTS = 80
 SIZES = {("pets", "train"): 1970, ("pets", "test"): 194, ("pets-ood", "test"): 200}
+VALIDATION_SIZE = 200
+# validation set → the (liked, disliked) pairs of its user types
+VALIDATION_USERS = {
+    "pets-val": [("hamsters", "horses"), ("horses", "hamsters"), ("turtles", "goldfish"), ("goldfish", "turtles")],
+    "pets-val-prior": [("dogs", "birds"), ("cats", "birds")],
+}
 CONTEXT_PAIRS = 3
 
 
 def load_facts() -> dict[str, list[str]]:
     folder = resources.files("plusrl.data") / "pets_facts"
     return {a: folder.joinpath(f"{a}.txt").read_text(encoding="utf-8").splitlines() for a in ANIMALS}
+
+
+def load_validation_facts() -> dict[str, list[str]]:
+    folder = resources.files("plusrl.data") / "pets_facts" / "validation"
+    train = {a: fs[:N_TRAIN_FACTS] for a, fs in load_facts().items()}
+    own = {p.name.removesuffix(".txt"): p.read_text(encoding="utf-8").splitlines() for p in folder.iterdir()
+           if p.name.endswith(".txt")}
+    return train | own
+
+
+def build_validation(dataset: str) -> list[Record]:
+    """A validation set of VALIDATION_USERS: every pair, in context and as target, is liked vs disliked."""
+    facts = load_validation_facts()
+    rng = random.Random(f"{dataset}/validation")
+    records = []
+    for i in range(VALIDATION_SIZE):
+        liked, disliked = VALIDATION_USERS[dataset][i % len(VALIDATION_USERS[dataset])]
+        pairs = [(rng.choice(facts[liked]), rng.choice(facts[disliked])) for _ in range(CONTEXT_PAIRS + 1)]
+        records.append(
+            Record(
+                user_id=f"{dataset}-validation-{i:05d}",
+                context=[PreferencePair(prompt=PROMPT, chosen=c, rejected=r) for c, r in pairs[:-1]],
+                prompt=PROMPT,
+                chosen=pairs[-1][0],
+                rejected=pairs[-1][1],
+                oracle=f"This user prefers {liked} over {disliked}.",
+                meta={"user_type": liked, "disliked": disliked, "controversial": True},
+            )
+        )
+    return records
 
 
 def _ranking(user_type: str, ood: bool) -> list[str]:

@@ -9,7 +9,7 @@ from plusrl.data.context_types import with_context_type
 from plusrl.data.readers import DataError, read_records
 from plusrl.data.schema import Record
 
-BUILTIN = {"pets": ("train", "test"), "pets-ood": ("test",)}
+BUILTIN = {"pets": ("train", "test"), "pets-ood": ("test",), "pets-val": ("validation",), "pets-val-prior": ("validation",)}
 
 
 def load_split(dataset: str, split: str, context_type: str = "pairs") -> list[Record]:
@@ -25,6 +25,8 @@ def _load(dataset: str, split: str) -> list[Record]:
     if dataset in BUILTIN:
         if split not in BUILTIN[dataset]:
             raise DataError(f"dataset {dataset!r} has no {split!r} split (it has: {', '.join(BUILTIN[dataset])})")
+        if split == "validation":
+            return pets.build_validation(dataset)
         return read_records(pets.shipped_path(dataset, split))
     path = Path(dataset)
     if path.is_file():

@@ -19,6 +19,12 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
+# No token of the tokenizers used here spans more characters than this, short of whitespace
+# runs, so a text cut at N * CHARS_PER_TOKEN characters still fills N tokens. Cutting by
+# characters *before* tokenizing bounds the cost of every input whatever its length.
+CHARS_PER_TOKEN = 16
+
+
 class ModelLoadError(RuntimeError):
     """A model could not be found or loaded; the message says how to get it."""
 

@@ -2,6 +2,15 @@
 
 It scores `[conditioning] + prompt + response`, where the conditioning part is what makes a
 method: nothing (BTL), the oracle text (Oracle), the raw context (ICL) or a summary (PLUS).
+
+With `similarity_weight > 0` a conditioned reward also reads how close the response is to the
+conditioning text, each embedded on its own by the same backbone:
+
+    r(s | c) = head(pool(backbone([c; s]))) + w · cos(embed(c), embed(response))
+
+The head alone learns the training population's prior (every Pets user ranks birds above
+rabbits) and cannot overturn it from the conditioning text; the similarity term is a path on
+which "the user likes what the text talks about" transfers to things never seen in training.
 """
 
 from __future__ import annotations
@@ -12,7 +21,7 @@ import torch
 from torch import nn
 
 from plusrl.data.readers import DataError
-from plusrl.models.loader import load_backbone, load_tokenizer
+from plusrl.models.loader import CHARS_PER_TOKEN, load_backbone, load_tokenizer
 from plusrl.models.persistence import TrainedWeights
 
 
@@ -33,6 +42,43 @@ class RewardModelConfig:
     """VPL: size of the user latent z appended to the pooled features (0 = no latent)."""
     latent_hidden: int = 512
     """VPL: width of the user encoder (App. H Table 12: latent and hidden size 512)."""
+    similarity_weight: float = 0.0
+    """w in r(s|c) = head(...) + w·cos(embed(c), embed(response)); 0 = the head alone.
+    Used only by methods that condition on text (Oracle, ICL, PLUS)."""
+
+    def __post_init__(self):
+        if self.pooling not in ("auto", "mean", "last"):
+            raise ValueError(f"reward model pooling must be auto, mean or last, not {self.pooling!r}")
+        if self.max_length < 8:
+            raise ValueError(f"reward model max_length must be at least 8 tokens, not {self.max_length}")
+        if self.similarity_weight < 0:
+            raise ValueError(f"similarity_weight must be >= 0, not {self.similarity_weight}")
+
+
+def longest_first(lengths: list[int], room: int) -> list[int]:
+    """Tokens kept of each sequence so that they sum to at most `room`, taking from the longest
+    first (the tokenizers' "longest_first" rule): (10, 3) in 8 → (5, 3); (10, 9) in 8 → (4, 4)."""
+    if sum(lengths) <= room:
+        return lengths
+    if len(lengths) == 1:
+        return [room]
+    a, b = lengths
+    if 2 * min(a, b) <= room:  # the shorter fits in half the room: it stays whole
+        return [a, room - a] if a <= b else [room - b, b]
+    half = room // 2
+    return [room - half, half] if a >= b else [half, room - half]
+
+
+def clip_chars(texts: list[str], max_tokens: int) -> tuple[list[str], list[bool]]:
+    """Cut each text to max_tokens * CHARS_PER_TOKEN characters; report which were cut."""
+    limit = max_tokens * CHARS_PER_TOKEN
+    return [t[:limit] for t in texts], [len(t) > limit for t in texts]
+
+
+@dataclass
+class Tokens:
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
 
 
 @dataclass
@@ -40,6 +86,11 @@ class EncodedBatch:
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
     n_truncated: int
+    conditioning: Tokens | None = None
+    """Each distinct conditioning text alone (for the similarity term), indexed by `conditioning_index`."""
+    conditioning_index: torch.Tensor | None = None
+    response: Tokens | None = None
+    """Each response alone (for the similarity term)."""
 
 
 def _is_encoder(config) -> bool:
@@ -80,15 +131,47 @@ class RewardModel(TrainedWeights, nn.Module):
         return self.head.weight.device
 
     def encode(self, conditionings: list[str] | None, prompts: list[str], responses: list[str]) -> EncodedBatch:
-        """Tokenize (conditioning, prompt + response) pairs; over-long inputs are cut and counted."""
+        """Tokenize (conditioning, prompt + response) pairs; over-long inputs are cut and counted.
+
+        Cost is linear in the kept text whatever a caller sends: texts are cut by characters
+        first, and over-long pairs are cut to fit before the pair is tokenized (the fast
+        tokenizers' own pair truncation builds every overflow window: quadratic time and memory).
+        """
         main = [f"User: {p}\nAssistant: {r}" for p, r in zip(prompts, responses, strict=True)]
-        args = (conditionings, main) if conditionings is not None else (main,)
-        full_lengths = [len(ids) for ids in self.tokenizer(*args, truncation=False)["input_ids"]]
+        pieces = [main] if conditionings is None else [conditionings, main]
+        fitted, n_truncated = self._fit(pieces)
+        batch = self._tokenize(*fitted)
+        encoded = EncodedBatch(batch.input_ids, batch.attention_mask, n_truncated)
+        if conditionings is not None and self.config.similarity_weight > 0:
+            distinct = list(dict.fromkeys(fitted[0]))
+            position = {text: i for i, text in enumerate(distinct)}
+            encoded.conditioning = self._tokenize(distinct)
+            encoded.conditioning_index = torch.tensor([position[c] for c in fitted[0]], device=self.device)
+            encoded.response = self._tokenize(self._fit([responses])[0][0])
+        return encoded
+
+    def _fit(self, pieces: list[list[str]]) -> tuple[list[list[str]], int]:
+        """Cut one or two parallel lists of texts so that each row fits max_length tokens."""
+        room = self.config.max_length - self.tokenizer.num_special_tokens_to_add(pair=len(pieces) == 2)
+        clipped = [clip_chars(texts, self.config.max_length) for texts in pieces]
+        ids = [self.tokenizer(texts, add_special_tokens=False)["input_ids"] for texts, _ in clipped]
+        fitted = [list(texts) for texts, _ in clipped]
+        n_truncated = 0
+        for row, lengths in enumerate(zip(*(map(len, column) for column in ids))):
+            kept = longest_first(list(lengths), room)
+            cut = any(c[1][row] for c in clipped)
+            for column, (n_kept, n) in enumerate(zip(kept, lengths)):
+                if n_kept < n:
+                    fitted[column][row] = self.tokenizer.decode(ids[column][row][:n_kept])
+                    cut = True
+            n_truncated += cut
+        return fitted, n_truncated
+
+    def _tokenize(self, *texts: list[str]) -> Tokens:
         batch = self.tokenizer(
-            *args, truncation="longest_first", max_length=self.config.max_length, padding=True, return_tensors="pt"
+            *texts, truncation="longest_first", max_length=self.config.max_length, padding=True, return_tensors="pt"
         )
-        n_truncated = sum(n > self.config.max_length for n in full_lengths)
-        return EncodedBatch(batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device), n_truncated)
+        return Tokens(batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device))
 
     def encode_pairs(self, records, conditionings: list[str] | None) -> EncodedBatch:
         """One batch scoring both sides of each pair: chosen responses first, then rejected."""
@@ -98,20 +181,31 @@ class RewardModel(TrainedWeights, nn.Module):
             [r.chosen for r in records] + [r.rejected for r in records],
         )
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, latent: torch.Tensor | None = None):
-        pooled = self._pool(input_ids, attention_mask)
+    def forward(self, batch: EncodedBatch, latent: torch.Tensor | None = None) -> torch.Tensor:
+        pooled = self._pool(batch.input_ids, batch.attention_mask)
         if self.user_encoder is not None:
             if latent is None:
                 raise ValueError("this reward model conditions on a user latent (VPL): pass `latent`")
             pooled = torch.cat([pooled, latent.to(pooled.dtype)], dim=-1)
         out = self.head(pooled.to(self.head.weight.dtype))
+        if batch.conditioning is not None:
+            similarity = torch.cosine_similarity(
+                self._embed(batch.conditioning)[batch.conditioning_index], self._embed(batch.response), dim=-1
+            )
+            bonus = self.config.similarity_weight * similarity.to(out.dtype).unsqueeze(-1)
+            out = torch.cat([out[:, :1] + bonus, out[:, 1:]], dim=-1)  # DPL: the bonus moves the mean only
         return out.squeeze(-1) if self.config.n_outputs == 1 else out
 
+    def _embed(self, tokens: Tokens) -> torch.Tensor:
+        """Mean-pooled sentence embedding (what MiniLM was trained to produce), whatever the head's pooling."""
+        hidden = self.backbone(input_ids=tokens.input_ids, attention_mask=tokens.attention_mask).last_hidden_state
+        mask = tokens.attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+
     def _pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         if self.pooling == "mean":
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+            return self._embed(Tokens(input_ids, attention_mask))
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         last = attention_mask.sum(1) - 1
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
 
@@ -142,7 +236,7 @@ class RewardModel(TrainedWeights, nn.Module):
 
     def score(self, conditionings: list[str] | None, prompts: list[str], responses: list[str]) -> torch.Tensor:
         batch = self.encode(conditionings, prompts, responses)
-        return self(batch.input_ids, batch.attention_mask)
+        return self(batch)
 
 
 class UserEncoder(nn.Module):

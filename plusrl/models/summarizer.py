@@ -19,7 +19,7 @@ from transformers.generation.logits_process import TopPLogitsWarper
 
 from plusrl.data.prompts import context_text, strip_summary_header, summarizer_prompt
 from plusrl.data.schema import Record
-from plusrl.models.loader import load_causal_lm, load_tokenizer
+from plusrl.models.loader import CHARS_PER_TOKEN, load_causal_lm, load_tokenizer
 from plusrl.models.persistence import TrainedWeights
 
 log = logging.getLogger(__name__)
@@ -111,13 +111,25 @@ class Summarizer(TrainedWeights, nn.Module):
         return list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
 
     def prompt_ids(self, record: Record, dataset: str) -> list[int]:
-        """Chat-formatted summarizer prompt; drops the oldest context items until it fits."""
+        """Chat-formatted summarizer prompt; drops the oldest context items until it fits.
+
+        Only the newest items within max_prompt_tokens * CHARS_PER_TOKEN characters are ever
+        tokenized, so the cost is bounded whatever the size of the stored context.
+        """
         if not record.context:
             raise ValueError(f"user {record.user_id}: empty context, nothing to summarize")
-        items = list(record.context)
+        budget = self.config.max_prompt_tokens * CHARS_PER_TOKEN
+        items, size = [], 0
+        for item in reversed(record.context):
+            size += len(item.model_dump_json())
+            if items and size > budget:
+                break
+            items.insert(0, item)
+        self.n_context_truncated += len(record.context) - len(items)
         while True:
             shown = record.model_copy(update={"context": items})
-            ids = self._chat(summarizer_prompt(context_text(shown, dataset), dataset))
+            context = context_text(shown, dataset)
+            ids = self._chat(summarizer_prompt(context[-budget:], dataset))
             if len(ids) <= self.config.max_prompt_tokens:
                 return ids
             if len(items) == 1:

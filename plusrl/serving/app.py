@@ -5,6 +5,10 @@
 The summarizer and the summary-conditioned reward model load once at start-up. Scoring
 requests from concurrent clients are gathered into one reward-model batch. Context text is
 only ever data passed to the summarizer; nothing in it is read as a command.
+
+Every request costs bounded work (`guard.py`: body limit and authentication before the body
+is read; quotas, rate limits; texts cut by characters before tokenizing), and users own their
+data: export it, delete it, rotate their token.
 """
 
 
@@ -18,13 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Header, HTTPException
-from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import AfterValidator, BaseModel, Field, StrictInt, TypeAdapter, ValidationError
 
 from plusrl.data.prompts import summary_conditioning
 from plusrl.data.schema import ContextItem, UserContext
-from plusrl.serving.store import NotFound, Store, SummaryVersion
+from plusrl.models.loader import CHARS_PER_TOKEN
+from plusrl.serving.guard import RateLimiter, RequestGuard, ServiceLimits, TooManyRequests
+from plusrl.serving.store import NotFound, QuotaExceeded, Store, SummaryVersion
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +39,11 @@ MAX_TEXT = 20_000  # characters per context item, summary or response
 
 
 class Models:
-    """The trained summarizer and reward model of a PLUS run (or the embedded defaults)."""
+    """The trained summarizer and reward model of a PLUS run (or the embedded defaults).
+
+    Each model has its own lock, so scoring never waits behind a summary generation (tens of
+    seconds on a CPU): the two share the cores instead.
+    """
 
     def __init__(self, model_dir: str | None, dataset: str = "generic"):
         from plusrl.models.reward_model import RewardModel, RewardModelConfig
@@ -49,11 +60,16 @@ class Models:
             log.warning("no --model-dir: embedded summarizer and an untrained reward model (scores are not meaningful)")
             self.summarizer, self.reward_model = Summarizer(SummarizerConfig()), RewardModel(RewardModelConfig())
         self.reward_model.eval()
-        self.lock = threading.Lock()  # one forward pass at a time on this machine's cores
+        self.summarizer_lock, self.reward_lock = threading.Lock(), threading.Lock()
+
+    @property
+    def context_budget_bytes(self) -> int:
+        """Stored context beyond this many bytes (newest first) cannot reach the summarizer's prompt."""
+        return 4 * self.summarizer.config.max_prompt_tokens * CHARS_PER_TOKEN
 
     def summarize(self, user_id: str, items: list[dict]) -> str:
         user = UserContext.model_validate({"user_id": user_id, "context": items})
-        with self.lock:
+        with self.summarizer_lock:
             return self.summarizer.summarize([user], self.dataset)[0]
 
     def score(self, rows: list[tuple[str | None, str, str]]) -> list[float]:
@@ -61,7 +77,7 @@ class Models:
         import torch
 
         out = [0.0] * len(rows)
-        with self.lock, torch.no_grad():
+        with self.reward_lock, torch.no_grad():
             for has_summary in (True, False):
                 idx = [i for i, row in enumerate(rows) if (row[0] is not None) == has_summary]
                 if not idx:
@@ -111,11 +127,22 @@ class ScoreBatcher:
 
 # -- API models -------------------------------------------------------------------------------
 
-Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
+def _storable(text: str) -> str:
+    """Refuse what SQLite cannot store (lone surrogates) and text with nothing visible in it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text is not valid Unicode (a lone surrogate?)") from None
+    if text and not text.strip():
+        raise ValueError("text is only whitespace")
+    return text
+
+
+Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT), AfterValidator(_storable)]
 
 
 class NewUser(BaseModel):
-    name: Annotated[str, Field(min_length=1, max_length=200)] = "user"
+    name: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_storable)] = "user"
 
 
 class ContextIn(BaseModel):
@@ -127,13 +154,13 @@ class SummaryIn(BaseModel):
 
 
 class RevertIn(BaseModel):
-    version: int
+    version: Annotated[StrictInt, Field(ge=1, le=2**31 - 1)]
 
 
 class ScoreIn(BaseModel):
     prompt: Text
     responses: Annotated[list[Text], Field(min_length=1, max_length=32)]
-    summary: Annotated[str, Field(max_length=MAX_TEXT)] | None = None
+    summary: Annotated[str, Field(max_length=MAX_TEXT), AfterValidator(_storable)] | None = None
     """Score under this text instead of the stored summary (a live preview while editing)."""
 
 
@@ -151,9 +178,19 @@ class Principal:
         return self.user_id is None
 
 
-def create_app(store: Store, models: Models, admin_token: str | None = None) -> FastAPI:
+def _retry_after(seconds: float) -> list[tuple[bytes, bytes]]:
+    return [(b"retry-after", str(max(1, round(seconds + 0.5))).encode())]
+
+
+def create_app(store: Store, models: Models, admin_token: str | None = None,
+               limits: ServiceLimits | None = None) -> FastAPI:
     admin_token = admin_token or os.environ.get("PLUSRL_ADMIN_TOKEN") or secrets.token_urlsafe(24)
+    limits = limits or ServiceLimits()
     batcher = ScoreBatcher(models.score)
+    registrations = RateLimiter(limits.registrations_per_minute)
+    writes = RateLimiter(limits.writes_per_minute)
+    generations = RateLimiter(limits.generations_per_minute)
+    generating: set[str] = set()  # users whose summary is being generated now (one each)
 
     @asynccontextmanager
     async def lifespan(_app):
@@ -161,20 +198,60 @@ def create_app(store: Store, models: Models, admin_token: str | None = None) -> 
         yield
         batcher.task.cancel()
 
-    app = FastAPI(title="plusrl personalization service", lifespan=lifespan,
+    # /docs and /redoc would load their scripts from a CDN; the schema is served at /openapi.json.
+    app = FastAPI(title="plusrl personalization service", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Users see, edit and own the text summary that personalizes the reward model.")
     app.state.admin_token = admin_token
 
-    def principal(authorization: Annotated[str | None, Header()] = None) -> Principal:
-        if not authorization or not authorization.lower().startswith("bearer "):
-            raise HTTPException(401, "send 'Authorization: Bearer <token>'")
-        token = authorization[7:].strip()
-        if secrets.compare_digest(token, admin_token):
-            return Principal(None)
-        user_id = store.user_for_token(token)
-        if user_id is None:
-            raise HTTPException(401, "unknown token")
-        return Principal(user_id)
+    def authenticate(scope) -> tuple[int, str, list] | None:
+        """Runs on the headers alone, before any body is read (see RequestGuard)."""
+        path, method = scope["path"], scope["method"]
+        if not path.startswith("/api/") or path == "/api/health":
+            return None
+        token = None
+        for name, value in scope["headers"]:
+            if name == b"authorization" and value[:7].lower() == b"bearer ":
+                token = value[7:].strip()
+        is_admin = token is not None and secrets.compare_digest(token, admin_token.encode())
+        if path == "/api/users" and method == "POST":  # registration
+            if limits.registration == "closed":
+                return 403, "registration is closed on this server", []
+            if limits.registration == "admin" and not is_admin:
+                return 403, "on this server only the admin creates accounts", []
+            client = (scope.get("client") or ("?", 0))[0]
+            if not is_admin and (wait := registrations.acquire(client)):
+                return 429, f"too many new accounts from {client}: retry later", _retry_after(wait)
+            return None
+        if token is None:
+            return 401, "send 'Authorization: Bearer <token>'", []
+        user_id = None if is_admin else store.user_for_token(token.decode("latin-1"))
+        if not is_admin and user_id is None:
+            return 401, "unknown token", []
+        scope.setdefault("state", {})["principal"] = Principal(user_id)
+        if method in ("POST", "PUT", "DELETE") and not path.endswith(("/score", "/summary/generate")) and not is_admin:
+            if wait := writes.acquire(user_id):
+                return 429, "too many writes: slow down", _retry_after(wait)
+        return None
+
+    app.add_middleware(RequestGuard, limits=limits, authenticate=authenticate)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request, error: RequestValidationError):
+        """Say where and what, never echo the input back (it can be megabytes, or unserialisable)."""
+        detail = [{"loc": list(e["loc"]), "msg": str(e["msg"])[:300], "type": e["type"]} for e in error.errors()[:20]]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(QuotaExceeded)
+    async def over_quota(_request, error: QuotaExceeded):
+        return JSONResponse({"detail": str(error)}, status_code=409)
+
+    @app.exception_handler(TooManyRequests)
+    async def too_many(_request, error: TooManyRequests):
+        return JSONResponse({"detail": str(error)}, status_code=429,
+                            headers={"Retry-After": str(max(1, round(error.retry_after_s + 0.5)))})
+
+    def principal(request: Request) -> Principal:
+        return request.state.principal  # set by authenticate(); every /api/ route but health has one
 
     def owner(user_id: str, who: Annotated[Principal, Depends(principal)]) -> str:
         """A user reaches only their own data; the admin reaches everyone's."""
@@ -187,6 +264,8 @@ def create_app(store: Store, models: Models, admin_token: str | None = None) -> 
         return user_id
 
     Owner = Annotated[str, Depends(owner)]
+    Offset = Annotated[int, Query(ge=0, le=2**31 - 1)]
+    Limit = Annotated[int, Query(ge=1, le=limits.page_size)]
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> str:
@@ -195,6 +274,8 @@ def create_app(store: Store, models: Models, admin_token: str | None = None) -> 
     @app.get("/api/health")
     def health() -> dict:
         return {"ok": True, "trained_models": models.trained}
+
+    # -- accounts -------------------------------------------------------------------------------
 
     @app.post("/api/users", status_code=201)
     def create_user(body: NewUser) -> dict:
@@ -211,36 +292,71 @@ def create_app(store: Store, models: Models, admin_token: str | None = None) -> 
     def me(who: Annotated[Principal, Depends(principal)]) -> dict:
         return {"user_id": who.user_id, "admin": who.is_admin}
 
+    @app.delete("/api/users/{user_id}")
+    def delete_account(user_id: Owner) -> dict:
+        """The account and everything in it (context, summaries, token), in one transaction."""
+        store.delete_user(user_id)
+        return {"deleted": user_id}
+
+    @app.post("/api/users/{user_id}/token")
+    def rotate_token(user_id: Owner) -> dict:
+        return {"token": store.rotate_token(user_id), "note": "the old token no longer works"}
+
+    @app.get("/api/users/{user_id}/export")
+    def export(user_id: Owner) -> JSONResponse:
+        return JSONResponse(store.export(user_id),
+                            headers={"Content-Disposition": f'attachment; filename="plusrl-{user_id}.json"'})
+
+    # -- context ------------------------------------------------------------------------------
+
     @app.post("/api/users/{user_id}/context")
     def add_context(user_id: Owner, body: ContextIn) -> dict:
         items = []
         for i, raw in enumerate(body.items):
             try:
                 item = TypeAdapter(ContextItem).validate_python(raw)
-            except ValidationError as error:
-                raise HTTPException(422, f"items[{i}]: {error.errors()[0]['msg']} at "
-                                         f"{'.'.join(map(str, error.errors()[0]['loc']))}") from None
+                _storable(item.model_dump_json())
+            except (ValidationError, ValueError) as error:
+                first = error.errors()[0] if isinstance(error, ValidationError) else {"msg": str(error), "loc": ()}
+                raise HTTPException(422, f"items[{i}]: {first['msg']} at {'.'.join(map(str, first['loc']))}") from None
             if len(item.model_dump_json()) > MAX_TEXT:
                 raise HTTPException(422, f"items[{i}]: longer than {MAX_TEXT} characters")
             items.append(item.model_dump())
         return {"n_items": store.add_context(user_id, items)}
 
     @app.get("/api/users/{user_id}/context")
-    def get_context(user_id: Owner) -> list[dict]:
-        return store.context(user_id)
+    def get_context(user_id: Owner, offset: Offset = 0, limit: Limit = limits.page_size) -> JSONResponse:
+        """Oldest first, one page at a time; X-Total-Count says how many there are."""
+        return JSONResponse(store.context(user_id, offset, limit),
+                            headers={"X-Total-Count": str(store.count_context(user_id))})
 
     @app.delete("/api/users/{user_id}/context")
-    def clear_context(user_id: Owner) -> dict:
-        store.clear_context(user_id)
-        return {"n_items": 0}
+    def clear_context(user_id: Owner, drop_model_summaries: bool = False) -> dict:
+        """Delete the context; with drop_model_summaries=true also the summaries the model wrote from it."""
+        return {"n_items": 0, "summaries_dropped": store.clear_context(user_id, drop_model_summaries)}
+
+    # -- summary --------------------------------------------------------------------------------
 
     @app.post("/api/users/{user_id}/summary/generate")
     async def generate_summary(user_id: Owner) -> dict:
-        items = store.context(user_id)
+        if user_id in generating:
+            raise HTTPException(429, "a summary is already being written for you; wait for it",
+                                headers={"Retry-After": "10"})
+        if len(generating) >= limits.max_queued_generations:
+            raise HTTPException(429, "the summarizer is busy: retry in a minute", headers={"Retry-After": "30"})
+        if wait := generations.acquire(user_id):
+            raise TooManyRequests(wait, "summary generations")
+        items = store.newest_context(user_id, models.context_budget_bytes)
         if not items:
             raise HTTPException(409, "no context yet: add conversations or preference pairs first")
-        text = await asyncio.get_running_loop().run_in_executor(None, models.summarize, user_id, items)
-        return _version(store.add_summary(user_id, text, "model", note=f"from {len(items)} context items"))
+        generating.add(user_id)
+        try:
+            text = await asyncio.get_running_loop().run_in_executor(None, models.summarize, user_id, items)
+        finally:
+            generating.discard(user_id)
+        n = store.count_context(user_id)
+        note = f"from the newest {len(items)} of {n} context items" if len(items) < n else f"from {n} context items"
+        return _version(store.add_summary(user_id, text, "model", note=note))
 
     @app.get("/api/users/{user_id}/summary")
     def get_summary(user_id: Owner) -> dict:
@@ -251,8 +367,14 @@ def create_app(store: Store, models: Models, admin_token: str | None = None) -> 
         return _version(store.add_summary(user_id, body.text, "user", note="edited"))
 
     @app.get("/api/users/{user_id}/summary/history")
-    def history(user_id: Owner) -> list[dict]:
-        return [_version(v) for v in store.history(user_id)]
+    def history(user_id: Owner, offset: Offset = 0, limit: Limit = limits.page_size) -> list[dict]:
+        """Newest first, one page at a time."""
+        return [_version(v) for v in store.history(user_id, offset, limit)]
+
+    @app.delete("/api/users/{user_id}/summary/history")
+    def prune_history(user_id: Owner, keep: Annotated[int, Query(ge=1, le=2**31 - 1)]) -> dict:
+        """Keep only the newest `keep` versions."""
+        return {"dropped": store.prune_history(user_id, keep)}
 
     @app.post("/api/users/{user_id}/summary/revert")
     def revert(user_id: Owner, body: RevertIn) -> dict:
@@ -260,6 +382,8 @@ def create_app(store: Store, models: Models, admin_token: str | None = None) -> 
             return _version(store.revert(user_id, body.version))
         except NotFound as error:
             raise HTTPException(404, str(error)) from None
+
+    # -- predictions ----------------------------------------------------------------------------
 
     @app.post("/api/users/{user_id}/score")
     async def score(user_id: Owner, body: ScoreIn) -> dict:

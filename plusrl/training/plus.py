@@ -258,7 +258,7 @@ def _score(reward_model: RewardModel, forward, batch, summaries: list[str], data
     """Rewards of chosen and rejected responses conditioned on each record's summary."""
     cond = build_conditionings("plus", batch, dataset, summaries)
     enc = reward_model.encode_pairs(batch, cond)
-    rewards = forward(enc.input_ids, enc.attention_mask).float()
+    rewards = forward(enc).float()
     return rewards[: len(batch)], rewards[len(batch) :], int(enc.attention_mask.sum())
 
 

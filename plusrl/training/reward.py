@@ -202,7 +202,7 @@ def pair_loss(method: str, forward, reward_model: RewardModel, batch, enc, laten
         mean, logvar = reward_model.user_latent(batch)
         z = mean + torch.randn_like(mean) * (0.5 * logvar).exp()
         latent, kl = torch.cat([z, z]), gaussian_kl(mean, logvar)
-    out = forward(enc.input_ids, enc.attention_mask, latent).float()
+    out = forward(enc, latent).float()
     if method == "dpl":
         loss = dpl_loss(out[:n, 0], out[:n, 1], out[n:, 0], out[n:, 1])
         return loss, out[:n, 0], out[n:, 0]
