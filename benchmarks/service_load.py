@@ -1,11 +1,20 @@
-"""Load test of the personalization service on loopback: concurrent clients scoring responses.
+"""Load test of the personalization service on loopback: 50 clients, then 49 beside one abuser.
 
-    python benchmarks/service_load.py [--clients 50] [--requests 10] [--model-dir RUN]
+    python benchmarks/service_load.py [--clients 50] [--rounds 10] [--model-dir RUN] [--mode both]
 
-Starts `plusrl serve` on a free port with a fresh SQLite file, creates one user per client,
-then every client sends `--requests` score requests (2 candidate responses, with and
-without a summary: 4 reward-model rows each) as fast as it can. Prints p50/p95/max latency,
-throughput, and the errors (there should be none).
+Starts `plusrl serve` on a free port with a fresh SQLite file and one user per client. Each
+normal client does `--rounds` rounds of: read its summary, write a new summary version, score
+two responses (with and without a summary: 4 reward-model rows). Latencies are reported as
+p50/p95/p99 per kind of request.
+
+- quiet: `--clients` normal clients.
+- abusive: `--clients - 1` normal clients and one abuser who, for as long as they run, sends
+  bodies over the size limit (with and without a token), 0.6 MB score requests (20k-character
+  summary, 32 × 20k-character responses), floods of writes and registrations, and summary
+  generations.
+
+After each mode: every acknowledged write must be in its user's history, and the server process
+must still be alive. The normal clients' p95 under abuse is printed against the quiet run's.
 """
 
 from __future__ import annotations
@@ -13,73 +22,148 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-BODY = {"prompt": "Please talk about one kind of pets.",
-        "responses": ["Dogs can learn more than a hundred words.", "Cats spend two-thirds of their lives asleep."],
-        "summary": "The user prefers cats over dogs."}
+PROMPT = "Please talk about one kind of pets."
+SCORE = {"prompt": PROMPT, "responses": ["Dogs can learn more than a hundred words.",
+                                         "Cats spend two-thirds of their lives asleep."]}
+HUGE_SCORE = {"prompt": PROMPT, "summary": "I like dogs. " * 1500, "responses": ["Dogs are loyal. " * 1240] * 32}
+PAIR = {"kind": "pair", "prompt": PROMPT, "chosen": "Dogs greet you at the door.", "rejected": "Cats nap."}
+
+
+def start_server(model_dir: str | None) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    db = os.path.join(tempfile.mkdtemp(), "load.db")
+    cmd = [sys.executable, "-m", "plusrl.cli", "serve", "--db", db, "--port", str(port), "--dataset", "pets"]
+    server = subprocess.Popen(cmd + (["--model-dir", model_dir] if model_dir else []),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    while True:
+        try:
+            httpx.get(f"{base}/api/health", timeout=1)
+            return server, base
+        except httpx.TransportError:
+            if server.poll() is not None:
+                sys.exit("server failed to start")
+            time.sleep(0.2)
+
+
+def normal_client(base: str, user: dict, rounds: int) -> tuple[dict[str, list[float]], list[str], list[str]]:
+    """Latencies per kind, the texts of acknowledged writes, and errors."""
+    latencies: dict[str, list[float]] = {"read": [], "write": [], "score": []}
+    acknowledged, errors = [], []
+    uid = user["user_id"]
+    with httpx.Client(base_url=base, timeout=120, headers={"Authorization": f"Bearer {user['token']}"}) as c:
+        for i in range(rounds):
+            text = f"{uid} prefers dogs, edit {i}"
+            for kind, send in (("read", lambda: c.get(f"/api/users/{uid}/summary")),
+                               ("write", lambda: c.put(f"/api/users/{uid}/summary", json={"text": text})),
+                               ("score", lambda: c.post(f"/api/users/{uid}/score", json=SCORE))):
+                start = time.perf_counter()
+                r = send()
+                latencies[kind].append(time.perf_counter() - start)
+                if r.status_code != 200:
+                    errors.append(f"{kind}: HTTP {r.status_code}")
+                elif kind == "write":
+                    acknowledged.append(text)
+    return latencies, acknowledged, errors
+
+
+def abuser(base: str, user: dict, stop: threading.Event) -> Counter:
+    """Everything one hostile client can send, round after round, until told to stop."""
+    statuses: Counter = Counter()
+    uid, auth = user["user_id"], {"Authorization": f"Bearer {user['token']}"}
+    oversized = b'{"items": [' + b'"x",' * 700_000 + b'"x"]}'  # 2.8 MB
+    json_type = {"Content-Type": "application/json"}
+    with httpx.Client(base_url=base, timeout=120) as c:
+        while not stop.is_set():
+            attacks = [
+                lambda: c.post(f"/api/users/{uid}/context", content=oversized, headers=json_type),
+                lambda: c.post(f"/api/users/{uid}/context", content=oversized, headers={**auth, **json_type}),
+                lambda: c.post(f"/api/users/{uid}/score", json=HUGE_SCORE, headers=auth),
+                *[lambda: c.put(f"/api/users/{uid}/summary", json={"text": "spam " * 3000}, headers=auth)] * 20,
+                *[lambda: c.post("/api/users", json={"name": "bot"})] * 10,
+                lambda: c.post(f"/api/users/{uid}/context", json={"items": [PAIR]}, headers=auth),
+                lambda: c.post(f"/api/users/{uid}/summary/generate", headers=auth),
+            ]
+            for attack in attacks:
+                if stop.is_set():
+                    break
+                try:
+                    statuses[attack().status_code] += 1
+                except httpx.TransportError as error:
+                    statuses[type(error).__name__] += 1
+    return statuses
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def run_mode(mode: str, args) -> dict[str, float]:
+    server, base = start_server(args.model_dir)
+    try:
+        users = [httpx.post(f"{base}/api/users", json={}).json() for _ in range(args.clients)]
+        normal = users if mode == "quiet" else users[1:]
+        stop, abuse = threading.Event(), None
+        with ThreadPoolExecutor(args.clients) as pool:
+            if mode == "abusive":
+                abuse = pool.submit(abuser, base, users[0], stop)
+            start = time.perf_counter()
+            results = list(pool.map(lambda u: normal_client(base, u, args.rounds), normal))
+            wall = time.perf_counter() - start
+            stop.set()
+            abuse_statuses = abuse.result() if abuse else None
+        lost = 0
+        for user, (_, acknowledged, _) in zip(normal, results):
+            auth = {"Authorization": f"Bearer {user['token']}"}
+            stored = {v["text"] for v in httpx.get(f"{base}/api/users/{user['user_id']}/summary/history",
+                                                   params={"limit": 100}, headers=auth).json()}
+            lost += len(set(acknowledged) - stored)
+        alive = server.poll() is None
+    finally:
+        server.kill()
+        server.wait()
+
+    errors = [e for _, _, errs in results for e in errs]
+    print(f"\n== {mode}: {len(normal)} normal clients × {args.rounds} rounds in {wall:.1f} s"
+          + (" beside one abusive client" if abuse_statuses is not None else ""))
+    p95 = {}
+    for kind in ("read", "write", "score"):
+        values = [x for lat, _, _ in results for x in lat[kind]]
+        p95[kind] = percentile(values, 0.95)
+        print(f"  {kind:5s} n={len(values):4d}  p50 {1000 * percentile(values, 0.5):7.0f} ms  "
+              f"p95 {1000 * p95[kind]:7.0f} ms  p99 {1000 * percentile(values, 0.99):7.0f} ms")
+    print(f"  errors {len(errors)} {Counter(errors).most_common(3)}; acknowledged writes lost: {lost}; "
+          f"server alive: {alive}")
+    if abuse_statuses is not None:
+        print(f"  abuser's responses by status: {dict(abuse_statuses)}")
+    return p95
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--requests", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--model-dir")
+    parser.add_argument("--mode", choices=["quiet", "abusive", "both"], default="both")
     args = parser.parse_args()
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    base = f"http://127.0.0.1:{port}"
-    db = os.path.join(tempfile.mkdtemp(), "load.db")
-    cmd = [sys.executable, "-m", "plusrl.cli", "serve", "--db", db, "--port", str(port), "--dataset", "pets"]
-    server = subprocess.Popen(cmd + (["--model-dir", args.model_dir] if args.model_dir else []),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        while True:
-            try:
-                httpx.get(f"{base}/api/health", timeout=1)
-                break
-            except httpx.TransportError:
-                if server.poll() is not None:
-                    sys.exit("server failed to start")
-                time.sleep(0.2)
-        users = [httpx.post(f"{base}/api/users", json={}).json() for _ in range(args.clients)]
-
-        def client(user) -> tuple[list[float], list[str]]:
-            latencies, errors = [], []
-            with httpx.Client(base_url=base, timeout=120,
-                              headers={"Authorization": f"Bearer {user['token']}"}) as c:
-                for _ in range(args.requests):
-                    start = time.perf_counter()
-                    r = c.post(f"/api/users/{user['user_id']}/score", json=BODY)
-                    latencies.append(time.perf_counter() - start)
-                    if r.status_code != 200:
-                        errors.append(f"HTTP {r.status_code}")
-            return latencies, errors
-
-        start = time.perf_counter()
-        with ThreadPoolExecutor(args.clients) as pool:
-            results = list(pool.map(client, users))
-        wall = time.perf_counter() - start
-    finally:
-        server.kill()
-        server.wait()
-
-    latencies = sorted(x for lat, _ in results for x in lat)
-    errors = [e for _, errs in results for e in errs]
-    n = len(latencies)
-    print(f"{args.clients} concurrent clients × {args.requests} score requests = {n} requests in {wall:.1f} s "
-          f"({n / wall:.1f} requests/s, {4 * n / wall:.0f} reward-model rows/s)")
-    print(f"latency p50 {1000 * statistics.median(latencies):.0f} ms, p95 {1000 * latencies[int(0.95 * (n - 1))]:.0f} ms, "
-          f"max {1000 * latencies[-1]:.0f} ms; errors: {len(errors)}")
+    modes = ["quiet", "abusive"] if args.mode == "both" else [args.mode]
+    p95 = {mode: run_mode(mode, args) for mode in modes}
+    if len(p95) == 2:
+        ratios = ", ".join(f"{k} {p95['abusive'][k] / p95['quiet'][k]:.2f}x" for k in p95["quiet"])
+        print(f"\nnormal clients' p95 under abuse / quiet: {ratios} (target ≤ 2x)")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ Two validation sets, built the same way, choose designs without looking at Pets-
   goldfish), fact sentences of our own (`pets_facts/validation/`).
 - pets-val-prior: users who prefer dogs or cats over birds, against the prior every training
   user shares (birds first), from the training facts; no rabbits, no test facts.
+- proxy-pets / proxy-pets-ood: Pets and Pets-OOD rebuilt on those four new animals, to choose
+  a design on the structure of the Pets → Pets-OOD transfer without looking at Pets-OOD.
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ PROMPT = "Please talk about one kind of pets."
 ANIMALS = ("birds", "dogs", "cats", "rabbits")
 N_TRAIN_FACTS = 80
 SIZES = {("pets", "train"): 1970, ("pets", "test"): 194, ("pets-ood", "test"): 200}
+# The proxy twins of Pets / Pets-OOD: the same construction on four animals of our own
+# (hamsters rank first for everyone, horses vs turtles is disputed, goldfish rank last; proxy
+# Pets-OOD users prefer goldfish or hamsters). Designs are chosen on proxy-pets-ood, never on Pets-OOD.
+PROXY_ANIMALS = ("hamsters", "horses", "turtles", "goldfish")
+PROXY_TRAIN_FACTS = 14
 VALIDATION_SIZE = 200
 # validation set → the (liked, disliked) pairs of its user types
 VALIDATION_USERS = {
@@ -76,13 +83,14 @@ def build_validation(dataset: str) -> list[Record]:
     return records
 
 
-def _ranking(user_type: str, ood: bool) -> list[str]:
-    """Animals from most to least preferred for a user type."""
+def _ranking(user_type: str, ood: bool, animals: tuple[str, ...] = ANIMALS) -> list[str]:
+    """Animals from most to least preferred for a user type (animals: top, the two disputed, bottom)."""
+    top, first, second, bottom = animals
     if ood:
-        other = "birds" if user_type == "rabbits" else "rabbits"
+        other = top if user_type == bottom else bottom
         return [user_type, other]
-    other = "cats" if user_type == "dogs" else "dogs"
-    return ["birds", user_type, other, "rabbits"]
+    other = second if user_type == first else first
+    return [top, user_type, other, bottom]
 
 
 def _pair(rng: random.Random, facts: dict[str, list[str]], a: str, b: str, ranking: list[str]) -> tuple[str, str]:
@@ -92,22 +100,25 @@ def _pair(rng: random.Random, facts: dict[str, list[str]], a: str, b: str, ranki
 
 
 def build_split(dataset: str, split: str, seed: int = 0) -> list[Record]:
-    """Build one split of 'pets' (train/test) or 'pets-ood' (test)."""
-    if (dataset, split) not in SIZES:
+    """Build one split of 'pets' (train/test) or 'pets-ood' (test), or of their proxy twins."""
+    if (dataset, split) not in SIZES and (dataset.removeprefix("proxy-"), split) not in SIZES:
         raise ValueError(f"no split {split!r} for {dataset!r}; have {sorted(SIZES)}")
-    ood = dataset == "pets-ood"
-    all_facts = load_facts()
-    sl = slice(0, N_TRAIN_FACTS) if split == "train" else slice(N_TRAIN_FACTS, None)
-    facts = {a: fs[sl] for a, fs in all_facts.items()}
-    controversial = ("rabbits", "birds") if ood else ("dogs", "cats")
+    proxy = dataset.startswith("proxy-")
+    ood = dataset.endswith("pets-ood")
+    animals, all_facts, n_train = (PROXY_ANIMALS, load_validation_facts(), PROXY_TRAIN_FACTS) if proxy \
+        else (ANIMALS, load_facts(), N_TRAIN_FACTS)
+    sl = slice(0, n_train) if split == "train" else slice(n_train, None)
+    facts = {a: all_facts[a][sl] for a in animals}
+    top, first, second, bottom = animals
+    controversial = (bottom, top) if ood else (first, second)
     user_types = controversial
-    agreed_pairs = [(a, b) for i, a in enumerate(ANIMALS) for b in ANIMALS[i + 1 :] if {a, b} != {"dogs", "cats"}]
-    rng = random.Random(f"{dataset}/{split}/{seed}")
+    agreed_pairs = [(a, b) for i, a in enumerate(animals) for b in animals[i + 1 :] if {a, b} != {first, second}]
+    rng = random.Random(f"{dataset.removeprefix('proxy-')}/{split}/{seed}")
 
     records = []
-    for i in range(SIZES[(dataset, split)]):
+    for i in range(SIZES[(dataset.removeprefix("proxy-"), split)]):
         user_type = user_types[i % 2]
-        ranking = _ranking(user_type, ood)
+        ranking = _ranking(user_type, ood, animals)
         context = []
         for _ in range(CONTEXT_PAIRS):
             chosen, rejected = _pair(rng, facts, *controversial, ranking)

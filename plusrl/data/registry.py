@@ -9,7 +9,8 @@ from plusrl.data.context_types import with_context_type
 from plusrl.data.readers import DataError, read_records
 from plusrl.data.schema import Record
 
-BUILTIN = {"pets": ("train", "test"), "pets-ood": ("test",), "pets-val": ("validation",), "pets-val-prior": ("validation",)}
+BUILTIN = {"pets": ("train", "test"), "pets-ood": ("test",), "pets-val": ("validation",), "pets-val-prior": ("validation",),
+           "proxy-pets": ("train", "test"), "proxy-pets-ood": ("test",)}
 
 
 def load_split(dataset: str, split: str, context_type: str = "pairs") -> list[Record]:
@@ -27,6 +28,8 @@ def _load(dataset: str, split: str) -> list[Record]:
             raise DataError(f"dataset {dataset!r} has no {split!r} split (it has: {', '.join(BUILTIN[dataset])})")
         if split == "validation":
             return pets.build_validation(dataset)
+        if dataset.startswith("proxy-"):
+            return pets.build_split(dataset, split)
         return read_records(pets.shipped_path(dataset, split))
     path = Path(dataset)
     if path.is_file():

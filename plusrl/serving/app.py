@@ -89,40 +89,72 @@ class Models:
         return out
 
 
-class ScoreBatcher:
-    """Gathers rows from concurrent requests for a few milliseconds and scores them together."""
+@dataclass
+class _ScoreJob:
+    rows: list[tuple]
+    future: asyncio.Future
+    scores: list[float]
 
-    def __init__(self, score_fn, max_rows: int = 64, max_wait_s: float = 0.005):
-        self.score_fn, self.max_rows, self.max_wait_s = score_fn, max_rows, max_wait_s
+    @property
+    def cost(self) -> int:
+        """Characters left to score (each text counts up to what the reward model reads of it)."""
+        return sum(_row_cost(row) for row in self.rows[len(self.scores):])
+
+
+def _row_cost(row: tuple) -> int:
+    return sum(min(len(text or ""), MAX_TEXT) for text in row)
+
+
+class ScoreBatcher:
+    """Scores rows from concurrent requests together, cheapest requests first.
+
+    Requests arriving within a few milliseconds share one reward-model batch. A large request
+    is scored in chunks of at most `max_rows` rows and `max_chars` characters, and before each
+    chunk the cheapest waiting requests go first, so a small request waits for at most one
+    chunk of someone else's large one.
+    """
+
+    def __init__(self, score_fn, max_rows: int = 64, max_chars: int = 64 * 2_000, max_wait_s: float = 0.005):
+        self.score_fn, self.max_rows, self.max_chars, self.max_wait_s = score_fn, max_rows, max_chars, max_wait_s
         self.queue: asyncio.Queue = asyncio.Queue()
         self.task: asyncio.Task | None = None
 
     async def score(self, rows: list[tuple]) -> list[float]:
         future = asyncio.get_running_loop().create_future()
-        await self.queue.put((rows, future))
+        await self.queue.put(_ScoreJob(rows, future, []))
         return await future
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
+        jobs: list[_ScoreJob] = []
         while True:
-            waiting = [await self.queue.get()]
-            deadline = loop.time() + self.max_wait_s
-            while sum(len(r) for r, _ in waiting) < self.max_rows and (left := deadline - loop.time()) > 0:
-                try:
-                    waiting.append(await asyncio.wait_for(self.queue.get(), left))
-                except TimeoutError:
-                    break
-            rows = [row for r, _ in waiting for row in r]
+            if not jobs:
+                jobs.append(await self.queue.get())
+                await asyncio.sleep(self.max_wait_s)  # let concurrent requests join this batch
+            while not self.queue.empty():
+                jobs.append(self.queue.get_nowait())
+            jobs.sort(key=lambda job: job.cost)
+            chunk, taken, chars = [], [], 0
+            for job in jobs:
+                for row in job.rows[len(job.scores):]:
+                    if chunk and (len(chunk) >= self.max_rows or chars + _row_cost(row) > self.max_chars):
+                        break
+                    chunk.append(row)
+                    chars += _row_cost(row)
+                    taken.append(job)
             try:
-                scores = await loop.run_in_executor(None, self.score_fn, rows)
-            except Exception as error:  # noqa: BLE001 - each waiting request gets the error
-                for _, future in waiting:
-                    future.set_exception(error)
+                scores = await loop.run_in_executor(None, self.score_fn, chunk)
+            except Exception as error:  # noqa: BLE001 - each request in the chunk gets the error
+                for job in dict.fromkeys(taken):
+                    job.future.set_exception(error)
+                jobs = [job for job in jobs if job not in taken]
                 continue
-            start = 0
-            for r, future in waiting:
-                future.set_result(scores[start : start + len(r)])
-                start += len(r)
+            for job, value in zip(taken, scores):
+                job.scores.append(value)
+            for job in [j for j in jobs if len(j.scores) == len(j.rows)]:
+                if not job.future.done():  # a client that went away has its future cancelled
+                    job.future.set_result(job.scores)
+            jobs = [job for job in jobs if len(job.scores) < len(job.rows)]
 
 
 # -- API models -------------------------------------------------------------------------------

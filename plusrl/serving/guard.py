@@ -39,8 +39,9 @@ class ServiceLimits:
     """Accounts created per minute per client address (open registration)."""
     writes_per_minute: float = 120
     """Context, summary and account writes per minute per user (bursts of up to this many)."""
-    generations_per_minute: float = 6
-    """Summary generations per minute per user; one at a time per user in any case."""
+    generations_per_minute: float = 2
+    """Summary generations per minute per user; one at a time per user in any case. A generation
+    takes the summarizer tens of seconds on a CPU, and it shares the cores with scoring."""
     max_queued_generations: int = 8
     """Generations waiting for the summarizer at once, over all users; more get 429."""
     page_size: int = 100
