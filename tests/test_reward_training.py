@@ -93,3 +93,13 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     assert latest_checkpoint(killed_dir).name == latest_checkpoint(clean_dir).name == "step-000009"
     for name, tensor in final_clean.items():
         torch.testing.assert_close(final_resumed[name], tensor, rtol=1e-4, atol=1e-5)
+
+
+def test_longest_first_cuts_the_longer_sequence_first():
+    from plusrl.models.reward_model import longest_first
+
+    assert longest_first([10, 3], 8) == [5, 3]  # the shorter stays whole
+    assert longest_first([3, 10], 8) == [3, 5]
+    assert longest_first([10, 9], 8) == [4, 4]  # both over half: halves
+    assert longest_first([9, 9], 7) == [4, 3]
+    assert longest_first([2, 3], 8) == [2, 3] and longest_first([50], 8) == [8]

@@ -1,0 +1,126 @@
+"""Two deterministic checks that summaries mean to people what they mean to the reward model.
+
+- Readability (Pets-like data): does a summary *state* the user's preference in words ("prefers
+  cats over dogs") rather than copy a context sentence ("The user chose: Cats nap in ...")?
+- Edit-following: when a person writes their preference in their own words, does the reward
+  model rank the stated animal first? Statements are hand-written paraphrases, both
+  directions, for the training animals, the Pets-OOD animals and animals never seen.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import torch
+
+from plusrl.data.pets import PROMPT, load_facts, load_validation_facts
+from plusrl.data.schema import Record
+
+_LIKE = r"(?:prefers?|preferred|preferring|likes?|liked|loves?|loved|enjoys?|enjoyed|adores?|favou?rs?|favou?rite|" \
+        r"fond of|fan of|partial to|drawn to|chose|chooses|picks?)"
+_NEGATION = r"(?:not|n't|never|no|dislikes?|hates?|over|than|rather than|instead of)"
+
+
+_NAMED_FIRST = [r"\b(\w+)[ -](?:person|lover|fan)\b", r"\b(\w+) (?:are|is) (?:my|their|his|her|the user's) favou?rite",
+                r"\brather (?:\w+ ){0,3}?(\w+) than\b"]
+
+
+def _animal_pattern(animal: str) -> str:
+    stem = animal[:-1] if animal.endswith("s") else animal
+    return rf"\b{re.escape(stem)}s?\b"
+
+
+def preferred_animals(summary: str, animals: list[str]) -> set[str]:
+    """Animals the text names as liked: within a clause after a liking word and not negated
+    ('prefers cats over dogs' → {cats}; 'dislikes dogs' → {})."""
+    text = summary.lower()
+    liked = set()
+    for clause in re.split(r"[.;!?\n]|\bbut\b|\bwhile\b|\bwhereas\b", text):
+        for match in re.finditer(rf"\b{_LIKE}\b", clause):
+            if re.search(rf"\b{_NEGATION}\W+(?:\w+\W+){{0,2}}$", clause[: match.start()]):
+                continue  # "does not like", "never liked"
+            after = clause[match.end():]
+            cut = re.search(rf"\b{_NEGATION}\b", after)
+            window = after[: cut.start()] if cut else after
+            liked |= {a for a in animals if re.search(_animal_pattern(a), window)}
+        for pattern in _NAMED_FIRST:  # "a dog person", "cats are my favourite", "rather dogs than cats"
+            for match in re.finditer(pattern, clause):
+                liked |= {a for a in animals if re.fullmatch(_animal_pattern(a), match.group(1))}
+    return liked
+
+
+def copies_context(summary: str, record: Record) -> bool:
+    """True when the summary contains a whole response sentence of the user's context."""
+    sentences = {s for item in record.context for s in (getattr(item, "chosen", ""), getattr(item, "rejected", "")) if s}
+    text = " ".join(summary.lower().split())
+    return any(" ".join(s.lower().split()).rstrip(".") in text for s in sentences)
+
+
+def is_readable(summary: str, record: Record, animals: list[str]) -> bool:
+    """States the user's animal as preferred, no other animal as preferred, and copies no context sentence."""
+    liked = record.meta["user_type"]
+    return preferred_animals(summary, animals) == {liked} and not copies_context(summary, record)
+
+
+def readability_rate(summaries: list[str], records: list[Record]) -> float | None:
+    """Share of readable summaries, or None when the records do not say their user's animal."""
+    if not records or any("user_type" not in r.meta for r in records):
+        return None
+    animals = sorted(set(load_facts()) | set(load_validation_facts()))
+    return sum(is_readable(s, r, animals) for s, r in zip(summaries, records, strict=True)) / len(records)
+
+
+# Written by hand: what people say when they state a preference. {x} is liked, {y} is not.
+STATEMENTS = [
+    "I love {x} and dislike {y}.",
+    "Prefers {x}; not a fan of {y}.",
+    "The user prefers {x} over {y}.",
+    "{X} are my favourite animals. {Y} bore me.",
+    "Big fan of {x}, never really liked {y}.",
+    "I'd rather hear about {x} than {y}.",
+    "Tell me about {x}, please, not {y}.",
+    "I'm a {x} person.",
+]
+EDIT_GROUPS = {
+    "training animals": [("dogs", "cats"), ("cats", "dogs")],
+    "Pets-OOD animals": [("rabbits", "birds"), ("birds", "rabbits")],
+    "new animals": [("hamsters", "goldfish"), ("goldfish", "hamsters"), ("horses", "turtles"), ("turtles", "horses")],
+}
+
+
+@dataclass
+class EditCase:
+    group: str
+    statement: str
+    liked_fact: str
+    other_fact: str
+
+
+def edit_cases(facts_per_pair: int = 4) -> list[EditCase]:
+    """Every statement × animal pair × a few held-out fact pairs (never training facts)."""
+    pets_facts = load_facts()
+    facts = load_validation_facts() | {a: fs[80:] for a, fs in pets_facts.items()}
+    cases = []
+    for group, pairs in EDIT_GROUPS.items():
+        for x, y in pairs:
+            for template in STATEMENTS:
+                statement = template.format(x=x, y=y, X=x.capitalize(), Y=y.capitalize())
+                for k in range(facts_per_pair):
+                    cases.append(EditCase(group, statement, facts[x][-1 - k], facts[y][-1 - k]))
+    return cases
+
+
+@torch.no_grad()
+def edit_following(score, cases: list[EditCase] | None = None) -> dict:
+    """`score(conditionings, prompts, responses)` → rewards. Share of cases ranking the liked fact first."""
+    cases = cases or edit_cases()
+    n = len(cases)
+    rewards = score([c.statement for c in cases] * 2, [PROMPT] * 2 * n,
+                    [c.liked_fact for c in cases] + [c.other_fact for c in cases])
+    correct = (rewards[:n] > rewards[n:]).tolist()
+    result = {"edit_following": sum(correct) / n, "n_cases": n}
+    for group in EDIT_GROUPS:
+        hits = [ok for ok, c in zip(correct, cases) if c.group == group]
+        result[group] = sum(hits) / len(hits)
+    return result

@@ -1,0 +1,57 @@
+"""The readability and edit-following checks, on sentences whose answer is obvious to a person."""
+
+import pytest
+
+from plusrl.data.registry import load_split
+from plusrl.eval.readability import EDIT_GROUPS, STATEMENTS, edit_cases, edit_following, is_readable, preferred_animals
+
+ANIMALS = ["birds", "cats", "dogs", "rabbits", "hamsters", "goldfish"]
+
+
+@pytest.mark.parametrize("text, liked", [
+    ("The user prefers cats over dogs.", {"cats"}),
+    ("I love dogs and dislike cats.", {"dogs"}),
+    ("Prefers dogs; not a fan of cats.", {"dogs"}),
+    ("The user does not like dogs but likes cats.", {"cats"}),
+    ("I'm a dog person.", {"dogs"}),
+    ("Goldfish are my favourite animals. Hamsters bore me.", {"goldfish"}),
+    ("I'd rather hear about rabbits than birds.", {"rabbits"}),
+    ("Never liked cats.", set()),
+    ("Cats nap in sunny spots to keep warm.", set()),
+])
+def test_preferred_animals_reads_what_a_person_means(text, liked):
+    assert preferred_animals(text, ANIMALS) == liked
+
+
+def test_a_copied_context_sentence_is_not_readable_and_a_stated_preference_is():
+    record = next(r for r in load_split("pets", "test") if r.meta["user_type"] == "dogs")
+    copied = f"The user chose: {record.context[0].chosen} {record.context[0].rejected}"
+    assert not is_readable(copied, record, ANIMALS)
+    assert is_readable("The user prefers dogs over cats.", record, ANIMALS)
+    assert not is_readable("The user prefers cats over dogs.", record, ANIMALS)
+    assert not is_readable("Likes dogs and cats.", record, ANIMALS)
+
+
+def test_edit_following_scores_every_statement_both_ways_on_held_out_facts():
+    cases = edit_cases(facts_per_pair=2)
+    n_pairs = sum(len(pairs) for pairs in EDIT_GROUPS.values())
+    assert len(cases) == n_pairs * len(STATEMENTS) * 2
+    train_facts = {f for r in load_split("pets", "train") for f in (r.chosen, r.rejected)}
+    assert not {c.liked_fact for c in cases} & train_facts
+
+    animals = [a for pairs in EDIT_GROUPS.values() for pair in pairs for a in pair]
+
+    def first_named(statement: str) -> str:
+        return min((statement.lower().find(a), a) for a in animals if a in statement.lower())[1]
+
+    def scorer(liked_first: bool):
+        def score(conditionings, prompts, responses):
+            import torch
+            return torch.tensor([float((first_named(c) == r.split()[0].lower()) == liked_first)
+                                 for c, r in zip(conditionings, responses)])
+        return score
+
+    # every statement names the liked animal first: a reader of that rule is always right
+    assert edit_following(scorer(True), cases) == {"edit_following": 1.0, "n_cases": len(cases),
+                                                   **{g: 1.0 for g in EDIT_GROUPS}}
+    assert edit_following(scorer(False), cases)["edit_following"] == 0.0
