@@ -36,6 +36,7 @@ PROMPT = "Please talk about one kind of pets."
 SCORE = {"prompt": PROMPT, "responses": ["Dogs can learn more than a hundred words.",
                                          "Cats spend two-thirds of their lives asleep."]}
 HUGE_SCORE = {"prompt": PROMPT, "summary": "I like dogs. " * 1500, "responses": ["Dogs are loyal. " * 1240] * 32}
+ADMIN = "load-test-admin"  # creates the clients' accounts: open registration is rate-limited per address
 PAIR = {"kind": "pair", "prompt": PROMPT, "chosen": "Dogs greet you at the door.", "rejected": "Cats nap."}
 
 
@@ -46,6 +47,7 @@ def start_server(model_dir: str | None) -> tuple[subprocess.Popen, str]:
     db = os.path.join(tempfile.mkdtemp(), "load.db")
     cmd = [sys.executable, "-m", "plusrl.cli", "serve", "--db", db, "--port", str(port), "--dataset", "pets"]
     server = subprocess.Popen(cmd + (["--model-dir", model_dir] if model_dir else []),
+                              env={**os.environ, "PLUSRL_ADMIN_TOKEN": ADMIN},
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     while True:
@@ -114,7 +116,8 @@ def percentile(values: list[float], q: float) -> float:
 def run_mode(mode: str, args) -> dict[str, float]:
     server, base = start_server(args.model_dir)
     try:
-        users = [httpx.post(f"{base}/api/users", json={}).json() for _ in range(args.clients)]
+        admin = {"Authorization": f"Bearer {ADMIN}"}
+        users = [httpx.post(f"{base}/api/users", json={}, headers=admin).json() for _ in range(args.clients)]
         normal = users if mode == "quiet" else users[1:]
         stop, abuse = threading.Event(), None
         with ThreadPoolExecutor(args.clients) as pool:
