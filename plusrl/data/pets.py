@@ -13,7 +13,7 @@ Following VPL (Poddar et al.) as used by PLUS (App. H):
 - Pets-OOD (test only): users prefer rabbits or birds; contexts and pairs are rabbits vs
   birds, topics never seen as controversial in training.
 
-Two validation sets, built the same way, choose designs without looking at Pets-OOD:
+Data to choose designs on without looking at Pets-OOD:
 - pets-val: users of four animals never seen in training (hamsters vs horses, turtles vs
   goldfish), fact sentences of our own (`pets_facts/validation/`).
 - pets-val-prior: users who prefer dogs or cats over birds, against the prior every training
@@ -101,10 +101,11 @@ def _pair(rng: random.Random, facts: dict[str, list[str]], a: str, b: str, ranki
 
 def build_split(dataset: str, split: str, seed: int = 0) -> list[Record]:
     """Build one split of 'pets' (train/test) or 'pets-ood' (test), or of their proxy twins."""
-    if (dataset, split) not in SIZES and (dataset.removeprefix("proxy-"), split) not in SIZES:
+    base = dataset.removeprefix("proxy-")  # a proxy twin is built exactly as its Pets original
+    if (base, split) not in SIZES:
         raise ValueError(f"no split {split!r} for {dataset!r}; have {sorted(SIZES)}")
-    proxy = dataset.startswith("proxy-")
-    ood = dataset.endswith("pets-ood")
+    proxy = base != dataset
+    ood = base == "pets-ood"
     animals, all_facts, n_train = (PROXY_ANIMALS, load_validation_facts(), PROXY_TRAIN_FACTS) if proxy \
         else (ANIMALS, load_facts(), N_TRAIN_FACTS)
     sl = slice(0, n_train) if split == "train" else slice(n_train, None)
@@ -113,10 +114,10 @@ def build_split(dataset: str, split: str, seed: int = 0) -> list[Record]:
     controversial = (bottom, top) if ood else (first, second)
     user_types = controversial
     agreed_pairs = [(a, b) for i, a in enumerate(animals) for b in animals[i + 1 :] if {a, b} != {first, second}]
-    rng = random.Random(f"{dataset.removeprefix('proxy-')}/{split}/{seed}")
+    rng = random.Random(f"{base}/{split}/{seed}")
 
     records = []
-    for i in range(SIZES[(dataset.removeprefix("proxy-"), split)]):
+    for i in range(SIZES[(base, split)]):
         user_type = user_types[i % 2]
         ranking = _ranking(user_type, ood, animals)
         context = []

@@ -9,6 +9,7 @@ import torch
 from tqdm.auto import tqdm
 
 from plusrl.data.schema import Record
+from plusrl.eval.readability import readability_rate
 from plusrl.io import atomic_write_text
 from plusrl.models.reward_model import RewardModel
 
@@ -65,6 +66,8 @@ def evaluate(
         "mean_margin": (r_chosen - r_rejected).mean().item(),
         "n_truncated_inputs": n_truncated,
     }
+    if summaries is not None and (rate := readability_rate(summaries, records)) is not None:
+        metrics["readable_summaries"] = rate
     lines = []
     for i, rec in enumerate(records):
         row = {

@@ -11,11 +11,11 @@ from rich.table import Table
 
 from plusrl.config import load_config
 from plusrl.data.registry import load_split
-from plusrl.data.prompts import summary_conditioning
+from plusrl.data.prompts import family, summary_conditioning
 from plusrl.eval.accuracy import evaluate, score_responses
-from plusrl.eval.readability import edit_following, readability_rate
+from plusrl.eval.readability import edit_following
 from plusrl.io import atomic_write_text
-from plusrl.models.conditioning import build_conditionings
+from plusrl.models.conditioning import CONDITIONING, build_conditionings
 from plusrl.models.summarizer import Summarizer
 from plusrl.training.checkpoint import latest_checkpoint
 from plusrl.training.plus import PlusConfig
@@ -52,15 +52,14 @@ def evaluate_run(run_dir: Path, datasets: list[str] | None = None, max_records: 
         conditionings = build_conditionings(cfg.method, records, dataset, summaries)
         name = Path(dataset).name + (f"@{split}" if split else "") if Path(dataset).exists() else spec
         metrics = evaluate(model, records, conditionings, run_dir / "eval", name, summaries)
-        if summaries is not None and (rate := readability_rate(summaries, records)) is not None:
-            metrics["readable_summaries"] = rate
-            atomic_write_text(run_dir / "eval" / f"{name}.json", json.dumps(metrics, indent=2))
         metrics["method"] = cfg.method
         results.append(metrics)
-    if cfg.method in SUMMARY_METHODS or cfg.method == "oracle":
-        as_written = summary_conditioning if cfg.method in SUMMARY_METHODS else str
+    conditioned_on = CONDITIONING[cfg.method]
+    if conditioned_on in ("oracle", "summary") and family(cfg.data.dataset) == "pets":  # statements about animals
+        as_written = summary_conditioning if conditioned_on == "summary" else str
         edits = edit_following(lambda c, p, r: score_responses(model, [as_written(x) for x in c], p, r))
-        atomic_write_text(run_dir / "eval" / "edit_following.json", json.dumps(edits, indent=2))
+        (run_dir / "eval" / "checks").mkdir(exist_ok=True)
+        atomic_write_text(run_dir / "eval" / "checks" / "edit_following.json", json.dumps(edits, indent=2))
     return results
 
 
@@ -68,7 +67,7 @@ def collect_results(run_dirs: list[Path]) -> list[dict]:
     rows = []
     for run_dir in run_dirs:
         method = run_config(run_dir).method
-        for path in sorted(p for p in (run_dir / "eval").glob("*.json") if p.name != "edit_following.json"):
+        for path in sorted((run_dir / "eval").glob("*.json")):
             rows.append({"method": method, "run": str(run_dir), **json.loads(path.read_text())})
     return rows
 

@@ -124,7 +124,8 @@ class Summarizer(TrainedWeights, nn.Module):
             size += len(item.model_dump_json())
             if items and size > budget:
                 break
-            items.insert(0, item)
+            items.append(item)
+        items.reverse()
         self.n_context_truncated += len(record.context) - len(items)
         while True:
             shown = record.model_copy(update={"context": items})

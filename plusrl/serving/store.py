@@ -241,7 +241,7 @@ class Store:
         return [SummaryVersion(**dict(r)) for r in rows]
 
     def prune_history(self, user_id: str, keep: int) -> int:
-        """Drop all but the newest `keep` versions (numbers are never reused); returns how many went."""
+        """Drop all but the newest `keep` (≥ 1) versions, so new numbers go on from the newest; returns how many went."""
         with self._transaction() as db:
             return db.execute(
                 "DELETE FROM summary_versions WHERE user_id = ? AND version NOT IN "
