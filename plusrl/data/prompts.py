@@ -31,8 +31,8 @@ _GENERIC_SUMMARIZER_TAIL = (
 
 
 def family(dataset: str) -> str:
-    """Prompt family of a dataset name: 'pets' for Pets/Pets-OOD, else 'generic'."""
-    return "pets" if dataset.startswith("pets") else "generic"
+    """Prompt family of a dataset name: 'pets' for Pets/Pets-OOD and their proxy twins, else 'generic'."""
+    return "pets" if dataset.removeprefix("proxy-").startswith("pets") else "generic"
 
 
 def _item_text(item, style: str) -> str:

@@ -64,7 +64,8 @@ class Models:
 
     @property
     def context_budget_bytes(self) -> int:
-        """Stored context beyond this many bytes (newest first) cannot reach the summarizer's prompt."""
+        """Stored context beyond this many bytes (newest first) cannot reach the summarizer's prompt,
+        which reads at most max_prompt_tokens * CHARS_PER_TOKEN characters of up to 4 UTF-8 bytes."""
         return 4 * self.summarizer.config.max_prompt_tokens * CHARS_PER_TOKEN
 
     def summarize(self, user_id: str, items: list[dict]) -> str:
@@ -146,7 +147,8 @@ class ScoreBatcher:
                 scores = await loop.run_in_executor(None, self.score_fn, chunk)
             except Exception as error:  # noqa: BLE001 - each request in the chunk gets the error
                 for job in dict.fromkeys(taken):
-                    job.future.set_exception(error)
+                    if not job.future.done():  # a client that went away has its future cancelled
+                        job.future.set_exception(error)
                 jobs = [job for job in jobs if job not in taken]
                 continue
             for job, value in zip(taken, scores):
