@@ -8,10 +8,10 @@ two responses (with and without a summary: 4 reward-model rows). Latencies are r
 p50/p95/p99 per kind of request.
 
 - quiet: `--clients` normal clients.
-- abusive: `--clients - 1` normal clients and one abuser who, for as long as they run, sends
-  bodies over the size limit (with and without a token), 0.6 MB score requests (20k-character
-  summary, 32 × 20k-character responses), floods of writes and registrations, and summary
-  generations.
+- abusive: `--clients - 1` normal clients and one abuser who, for as long as they run and
+  each in its own thread, sends bodies over the size limit (with and without a token), 0.6 MB
+  score requests (20k-character summary, 32 × 20k-character responses), floods of writes,
+  context and registrations, and summary generations.
 
 After each mode: every acknowledged write must be in its user's history, and the server process
 must still be alive. The normal clients' p95 under abuse is printed against the quiet run's.
@@ -82,29 +82,38 @@ def normal_client(base: str, user: dict, rounds: int) -> tuple[dict[str, list[fl
 
 
 def abuser(base: str, user: dict, stop: threading.Event) -> Counter:
-    """Everything one hostile client can send, round after round, until told to stop."""
+    """Everything one hostile client can send, each attack in its own thread, until told to stop
+    (so a request the server makes wait, like the huge score, does not slow the floods)."""
     statuses: Counter = Counter()
     uid, auth = user["user_id"], {"Authorization": f"Bearer {user['token']}"}
     oversized = b'{"items": [' + b'"x",' * 700_000 + b'"x"]}'  # 2.8 MB
     json_type = {"Content-Type": "application/json"}
-    with httpx.Client(base_url=base, timeout=120) as c:
-        while not stop.is_set():
-            attacks = [
-                lambda: c.post(f"/api/users/{uid}/context", content=oversized, headers=json_type),
-                lambda: c.post(f"/api/users/{uid}/context", content=oversized, headers={**auth, **json_type}),
-                lambda: c.post(f"/api/users/{uid}/score", json=HUGE_SCORE, headers=auth),
-                *[lambda: c.put(f"/api/users/{uid}/summary", json={"text": "spam " * 3000}, headers=auth)] * 20,
-                *[lambda: c.post("/api/users", json={"name": "bot"})] * 10,
-                lambda: c.post(f"/api/users/{uid}/context", json={"items": [PAIR]}, headers=auth),
-                lambda: c.post(f"/api/users/{uid}/summary/generate", headers=auth),
-            ]
-            for attack in attacks:
-                if stop.is_set():
-                    break
+    attacks = {
+        "oversized, no token": lambda c: c.post(f"/api/users/{uid}/context", content=oversized, headers=json_type),
+        "oversized": lambda c: c.post(f"/api/users/{uid}/context", content=oversized, headers={**auth, **json_type}),
+        "0.6 MB score": lambda c: c.post(f"/api/users/{uid}/score", json=HUGE_SCORE, headers=auth),
+        "write flood": lambda c: c.put(f"/api/users/{uid}/summary", json={"text": "spam " * 3000}, headers=auth),
+        "registration flood": lambda c: c.post("/api/users", json={"name": "bot"}),
+        "context flood": lambda c: c.post(f"/api/users/{uid}/context", json={"items": [PAIR] * 100}, headers=auth),
+        "generation": lambda c: c.post(f"/api/users/{uid}/summary/generate", headers=auth),
+    }
+    lock = threading.Lock()
+
+    def repeat(name, attack):
+        with httpx.Client(base_url=base, timeout=120) as c:
+            while not stop.is_set():
                 try:
-                    statuses[attack().status_code] += 1
+                    outcome = attack(c).status_code
                 except httpx.TransportError as error:
-                    statuses[type(error).__name__] += 1
+                    outcome = type(error).__name__
+                with lock:
+                    statuses[f"{name}: {outcome}"] += 1
+
+    threads = [threading.Thread(target=repeat, args=item) for item in attacks.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     return statuses
 
 
