@@ -8,9 +8,9 @@ two responses (with and without a summary: 4 reward-model rows). Latencies are r
 p50/p95/p99 per kind of request.
 
 - quiet: `--clients` normal clients.
-- abusive: `--clients - 1` normal clients and one abuser who, for as long as they run and
-  each in its own thread, sends bodies over the size limit (with and without a token), 0.6 MB
-  score requests (20k-character summary, 32 × 20k-character responses), floods of writes,
+- abusive: `--clients - 1` normal clients and one abuser (its own process) who, for as long as
+  they run and each in its own thread, sends bodies over the size limit (with and without a
+  token), 0.6 MB score requests (20k-character summary, 32 × 20k-character responses), floods of writes,
   context and registrations, and summary generations.
 
 After each mode: every acknowledged write must be in its user's history, and the server process
@@ -20,6 +20,7 @@ must still be alive. The normal clients' p95 under abuse is printed against the 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import socket
 import subprocess
@@ -81,9 +82,13 @@ def normal_client(base: str, user: dict, rounds: int) -> tuple[dict[str, list[fl
     return latencies, acknowledged, errors
 
 
-def abuser(base: str, user: dict, stop: threading.Event) -> Counter:
+def abuser(base: str, user: dict, stop, results) -> None:
     """Everything one hostile client can send, each attack in its own thread, until told to stop
-    (so a request the server makes wait, like the huge score, does not slow the floods)."""
+    (so a request the server makes wait, like the huge score, does not slow the floods).
+
+    Runs in its own process, as a hostile client is another program: it shares this machine's
+    cores with the server, but not the GIL of the process that times the normal clients.
+    The counts of the server's answers go back through `results`."""
     statuses: Counter = Counter()
     uid, auth = user["user_id"], {"Authorization": f"Bearer {user['token']}"}
     oversized = b'{"items": [' + b'"x",' * 700_000 + b'"x"]}'  # 2.8 MB
@@ -114,7 +119,7 @@ def abuser(base: str, user: dict, stop: threading.Event) -> Counter:
         thread.start()
     for thread in threads:
         thread.join()
-    return statuses
+    results.put(statuses)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -128,15 +133,17 @@ def run_mode(mode: str, args) -> dict[str, float]:
         admin = {"Authorization": f"Bearer {ADMIN}"}
         users = [httpx.post(f"{base}/api/users", json={}, headers=admin).json() for _ in range(args.clients)]
         normal = users if mode == "quiet" else users[1:]
-        stop, abuse = threading.Event(), None
+        processes = multiprocessing.get_context("spawn")
+        stop, abuse_results, abuse = processes.Event(), processes.Queue(), None
+        if mode == "abusive":
+            abuse = processes.Process(target=abuser, args=(base, users[0], stop, abuse_results))
+            abuse.start()
         with ThreadPoolExecutor(args.clients) as pool:
-            if mode == "abusive":
-                abuse = pool.submit(abuser, base, users[0], stop)
             start = time.perf_counter()
             results = list(pool.map(lambda u: normal_client(base, u, args.rounds), normal))
             wall = time.perf_counter() - start
-            stop.set()
-            abuse_statuses = abuse.result() if abuse else None
+        stop.set()
+        abuse_statuses = abuse_results.get() if abuse else None
         lost = 0
         for user, (_, acknowledged, _) in zip(normal, results):
             auth = {"Authorization": f"Bearer {user['token']}"}

@@ -3,6 +3,7 @@ a killed server, 50 concurrent clients, and the web page driven in headless Chro
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -19,6 +20,7 @@ from fastapi.testclient import TestClient
 
 from plusrl.serving.app import Models, create_app
 from plusrl.serving.store import Store
+from plusrl.serving.summary_worker import SummarizerUnavailable, SummaryWorker
 
 ADMIN = "admin-secret-for-tests"
 PAIR = {"kind": "pair", "prompt": "Please talk about one kind of pets.",
@@ -383,6 +385,28 @@ def test_operator_quotas_rate_limits_and_registration(tmp_path, models):
     with TestClient(create_app(Store(tmp_path / "c.db"), models, admin_token=ADMIN,
                                limits=ServiceLimits(registration="closed"))) as c:
         assert c.post("/api/users", json={}).status_code == 403
+
+
+def test_a_dead_summary_process_is_a_503_and_the_next_generation_restarts_it(client, models):
+    users = [_user(client) for _ in range(3)]
+    for uid, auth in users:
+        client.post(f"/api/users/{uid}/context", json={"items": [PAIR]}, headers=auth)
+    (uid, auth), (uid2, auth2), (uid3, auth3) = users
+    assert client.post(f"/api/users/{uid}/summary/generate", headers=auth).status_code == 200
+    for process in list(models.summary_worker._pool._processes.values()):
+        process.kill()  # as the kernel's OOM killer would
+        process.join()
+    r = client.post(f"/api/users/{uid2}/summary/generate", headers=auth2)
+    assert r.status_code == 503 and "retry" in r.json()["detail"] and r.headers["retry-after"] == "60"
+    assert client.get(f"/api/users/{uid2}/summary", headers=auth2).json() == {"summary": None}  # nothing half-written
+    assert client.post(f"/api/users/{uid3}/summary/generate", headers=auth3).json()["author"] == "model"
+
+
+def test_a_summarizer_that_does_not_load_is_a_clear_error(tmp_path):
+    worker = SummaryWorker(tmp_path / "no-summarizer-here", "pets")
+    with pytest.raises(SummarizerUnavailable, match="retry"):
+        asyncio.run(worker.summarize("u1", [PAIR]))
+    worker.close()
 
 
 def test_scoring_does_not_wait_behind_a_summary_generation(client):

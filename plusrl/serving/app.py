@@ -13,6 +13,7 @@ data: export it, delete it, rotate their token.
 
 
 import asyncio
+import json
 import logging
 import os
 import secrets
@@ -28,10 +29,11 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import AfterValidator, BaseModel, Field, StrictInt, TypeAdapter, ValidationError
 
 from plusrl.data.prompts import summary_conditioning
-from plusrl.data.schema import ContextItem, UserContext
+from plusrl.data.schema import ContextItem
 from plusrl.models.loader import CHARS_PER_TOKEN
 from plusrl.serving.guard import RateLimiter, RequestGuard, ServiceLimits, TooManyRequests
 from plusrl.serving.store import NotFound, QuotaExceeded, Store, SummaryVersion
+from plusrl.serving.summary_worker import SummarizerUnavailable, SummaryWorker
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +43,9 @@ MAX_TEXT = 20_000  # characters per context item, summary or response
 class Models:
     """The trained summarizer and reward model of a PLUS run (or the embedded defaults).
 
-    Each model has its own lock, so scoring never waits behind a summary generation (tens of
-    seconds on a CPU): the two share the cores instead.
+    The reward model lives in this process; the summarizer in a low-priority child process
+    (`SummaryWorker`), so scoring never waits behind a summary generation (tens of seconds on a
+    CPU), not even for the cores.
     """
 
     def __init__(self, model_dir: str | None, dataset: str = "generic"):
@@ -55,23 +58,23 @@ class Models:
             ckpt = latest_checkpoint(Path(model_dir))
             if ckpt is None or not (ckpt / "summarizer").is_dir():
                 raise FileNotFoundError(f"{model_dir}: no PLUS checkpoint with a summarizer (train --method plus)")
-            self.summarizer, self.reward_model = Summarizer.load(ckpt / "summarizer"), RewardModel.load(ckpt / "model")
+            summarizer_dir, self.reward_model = ckpt / "summarizer", RewardModel.load(ckpt / "model")
+            self.summarizer_config = SummarizerConfig(**json.loads((summarizer_dir / Summarizer.config_file).read_text()))
         else:
             log.warning("no --model-dir: embedded summarizer and an untrained reward model (scores are not meaningful)")
-            self.summarizer, self.reward_model = Summarizer(SummarizerConfig()), RewardModel(RewardModelConfig())
+            summarizer_dir, self.reward_model, self.summarizer_config = None, RewardModel(RewardModelConfig()), SummarizerConfig()
         self.reward_model.eval()
-        self.summarizer_lock, self.reward_lock = threading.Lock(), threading.Lock()
+        self.summary_worker = SummaryWorker(summarizer_dir, dataset)
+        self.reward_lock = threading.Lock()
 
     @property
     def context_budget_bytes(self) -> int:
         """Stored context beyond this many bytes (newest first) cannot reach the summarizer's prompt,
         which reads at most max_prompt_tokens * CHARS_PER_TOKEN characters of up to 4 UTF-8 bytes."""
-        return 4 * self.summarizer.config.max_prompt_tokens * CHARS_PER_TOKEN
+        return 4 * self.summarizer_config.max_prompt_tokens * CHARS_PER_TOKEN
 
-    def summarize(self, user_id: str, items: list[dict]) -> str:
-        user = UserContext.model_validate({"user_id": user_id, "context": items})
-        with self.summarizer_lock:
-            return self.summarizer.summarize([user], self.dataset)[0]
+    async def summarize(self, user_id: str, items: list[dict]) -> str:
+        return await self.summary_worker.summarize(user_id, items)
 
     def score(self, rows: list[tuple[str | None, str, str]]) -> list[float]:
         """(summary or None, prompt, response) → reward; None scores without a summary."""
@@ -385,7 +388,9 @@ def create_app(store: Store, models: Models, admin_token: str | None = None,
             raise HTTPException(409, "no context yet: add conversations or preference pairs first")
         generating.add(user_id)
         try:
-            text = await asyncio.get_running_loop().run_in_executor(None, models.summarize, user_id, items)
+            text = await models.summarize(user_id, items)
+        except SummarizerUnavailable as error:
+            raise HTTPException(503, str(error), headers={"Retry-After": "60"}) from None
         finally:
             generating.discard(user_id)
         n = store.count_context(user_id)
