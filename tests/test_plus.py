@@ -55,6 +55,19 @@ def test_oldest_context_items_are_dropped_to_fit_the_window():
     assert len(summarizer.prompt_ids(huge, "pets")) == 200
 
 
+def test_summaries_continue_the_configured_start_even_when_the_prompt_is_cut():
+    start = "The user prefers"
+    summarizer = Summarizer(SummarizerConfig(max_prompt_tokens=120, max_summary_tokens=4, lora_rank=0,
+                                             summary_start=start))
+    record = load_split("pets", "test")[0]
+    huge = record.model_copy(update={"context": [PreferencePair(prompt="p", chosen="dogs " * 400, rejected="x")]})
+    for rec in (record, huge):
+        ids = summarizer.prompt_ids(rec, "pets")
+        assert summarizer.tokenizer.decode(ids).endswith("assistant\n" + start) and len(ids) <= 120
+    (summary,) = summarizer.summarize([record], "pets")
+    assert summary.startswith(start) and len(summary) > len(start) + 1  # the model wrote on from the start
+
+
 def _full_pass_logprobs(summarizer, prompt_ids, prompt_mask, rollout):
     """log π(z_t) from one plain forward pass over prompt + summary, no cache involved."""
     rows = rollout.prompt_index

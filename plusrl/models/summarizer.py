@@ -37,6 +37,10 @@ class SummarizerConfig:
     lora_rank: int = 16
     """0 fine-tunes every weight."""
     lora_alpha: int = 32
+    summary_start: str = ""
+    """Words the summary starts with, written after the prompt's assistant turn opens (e.g. "The user
+    prefers"): the model continues them, and they are part of the summary the reward model reads.
+    Empty: the model starts as it likes (the paper's prompt asks for "##Summary")."""
 
 
 @dataclass
@@ -108,7 +112,8 @@ class Summarizer(TrainedWeights, nn.Module):
     def _chat(self, text: str) -> list[int]:
         messages = [{"role": "user", "content": text}]
         ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-        return list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
+        ids = list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
+        return ids + self.tokenizer.encode(self.config.summary_start, add_special_tokens=False)
 
     def prompt_ids(self, record: Record, dataset: str) -> list[int]:
         """Chat-formatted summarizer prompt; drops the oldest context items until it fits.
@@ -233,7 +238,7 @@ class Summarizer(TrainedWeights, nn.Module):
         summary_ids = torch.cat(tokens, dim=1)
         summary_mask = _mask_after_eos(summary_ids, eos)
         texts = [
-            strip_summary_header(self.tokenizer.decode(ids[m.bool()], skip_special_tokens=True))
+            strip_summary_header(self.config.summary_start + self.tokenizer.decode(ids[m.bool()], skip_special_tokens=True))
             for ids, m in zip(summary_ids, summary_mask)
         ]
         mask = summary_mask.float()
