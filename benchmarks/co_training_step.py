@@ -76,7 +76,7 @@ def parameter_counts(model: torch.nn.Module) -> tuple[int, int]:
 def run_plusrl(args, workdir: Path) -> list[dict]:
     cfg = from_dict(PlusConfig, {
         "method": "plus", "output_dir": str(workdir), "iterations": args.iterations,
-        "rollout_batch_size": args.users, "rm_epochs": 1, "rm_minibatch_size": args.minibatch,
+        "rollout_batch_size": args.users, "rm_optim": {"batch_size": args.minibatch, "epochs": 1},
         "save_every": 10**6, "sample_every": 10**6,
         "data": {"dataset": "pets", "eval_datasets": []},
         "summarizer": {"max_summary_tokens": args.summary_tokens, "temperature": args.temperature},

@@ -23,25 +23,22 @@ import secrets
 import sys
 from pathlib import Path
 
-from plusrl.config import ConfigError, load_config
+from plusrl.config import ConfigError
 from plusrl.data.readers import DataError
 from plusrl.models.backends import BackendError
 from plusrl.models.loader import ModelLoadError
+from plusrl.run_dir import RunDir
 from plusrl.serving.guard import ServiceLimits
 from plusrl.serving.store import Quotas
 
-USER_ERRORS = (ConfigError, DataError, ModelLoadError, BackendError, FileExistsError, FileNotFoundError, ValueError)
+# Errors a user can fix (a bad recipe, data file, model name or path): one line, no traceback.
+# Anything else is a bug and prints its traceback.
+USER_ERRORS = (ConfigError, DataError, ModelLoadError, BackendError, FileExistsError, FileNotFoundError)
 
 
 def _train(args: argparse.Namespace) -> None:
-    from plusrl.eval.runs import (
-        SUMMARY_METHODS,
-        collect_results,
-        evaluate_run,
-        print_table,
-    )
-    from plusrl.training.plus import PlusConfig, train_plus
-    from plusrl.training.reward import RewardTrainConfig, train_reward_model
+    from plusrl.eval.runs import collect_results, evaluate_run, print_table
+    from plusrl.methods import method_config, train
 
     overrides = list(args.overrides)
     if args.method:
@@ -50,28 +47,11 @@ def _train(args: argparse.Namespace) -> None:
         overrides.append(f"data.dataset={args.dataset}")
     if args.output_dir:
         overrides.append(f"output_dir={args.output_dir}")
-    if _method(args.config, overrides) in SUMMARY_METHODS:
-        cfg = load_config(PlusConfig, args.config, overrides)
-        run_dir = train_plus(cfg, resume=args.resume)
-    else:
-        cfg = load_config(RewardTrainConfig, args.config, overrides)
-        run_dir = train_reward_model(cfg, resume=args.resume)
+    run_dir = train(method_config(args.config, overrides), resume=args.resume)
     if not args.no_eval:
         evaluate_run(run_dir)
         print_table(collect_results([run_dir]))
     print(f"run folder: {run_dir}")
-
-
-def _method(recipe: str | None, overrides: list[str]) -> str:
-    """The method decides which config class a recipe fills: the last override, else the recipe's."""
-    import yaml
-
-    for item in reversed(overrides):
-        if item.startswith("method="):
-            return item.split("=", 1)[1]
-    if recipe is not None and Path(recipe).is_file():
-        return (yaml.safe_load(Path(recipe).read_text()) or {}).get("method", "btl")
-    return "btl"
 
 
 def _eval(args: argparse.Namespace) -> None:
@@ -141,14 +121,8 @@ def _models_prepare(args: argparse.Namespace) -> None:
 def _summarizer(run_dir: str | None):
     """The run's trained summarizer, or the embedded default (untrained) without a run."""
     from plusrl.models.summarizer import Summarizer, SummarizerConfig
-    from plusrl.training.checkpoint import latest_checkpoint
 
-    if not run_dir:
-        return Summarizer(SummarizerConfig())
-    ckpt = latest_checkpoint(Path(run_dir))
-    if ckpt is None or not (ckpt / "summarizer").is_dir():
-        raise FileNotFoundError(f"{run_dir}: no summarizer checkpoint (train with --method plus first)")
-    return Summarizer.load(ckpt / "summarizer")
+    return RunDir(run_dir).summarizer() if run_dir else Summarizer(SummarizerConfig())
 
 
 def _records(args: argparse.Namespace):
@@ -180,7 +154,7 @@ def _summarize(args: argparse.Namespace) -> None:
         print(_summarizer(args.run_dir).summarize([user], args.dataset or "generic")[0])
         return
     if not args.records or not args.out:
-        raise ValueError("give --context FILE (one user), or --records DATASET with --out FILE (export)")
+        raise ConfigError("give --context FILE (one user), or --records DATASET with --out FILE (export)")
     records = _records(args)
     summaries = _summarizer(args.run_dir).summarize(records, args.dataset or args.records)
     save_summaries(Path(args.out), dict(zip((r.user_id for r in records), summaries)),
@@ -213,10 +187,8 @@ def _judge(args: argparse.Namespace) -> None:
 def _personalize(args: argparse.Namespace) -> None:
     from plusrl.eval.accuracy import score_responses
     from plusrl.eval.zero_shot import personalize, win_table
-    from plusrl.training.reward import load_trained_reward_model
-
     records = _records(args)
-    oracle_rm = load_trained_reward_model(Path(args.oracle_run))
+    oracle_rm = RunDir(args.oracle_run).reward_model()
     rows = personalize(_backend(args), records, _summaries_for(args, records))
     oracle = [r.oracle or "" for r in records]
     prompts = [r.prompt for r in records]
@@ -276,8 +248,12 @@ def _serve(args: argparse.Namespace) -> None:
     from plusrl.serving.store import Store
 
     admin = os.environ.get("PLUSRL_ADMIN_TOKEN") or secrets.token_urlsafe(24)
-    limits = ServiceLimits(max_body_bytes=args.max_body_bytes, registration=args.registration,
-                           writes_per_minute=args.writes_per_minute, generations_per_minute=args.generations_per_minute)
+    try:
+        limits = ServiceLimits(max_body_bytes=args.max_body_bytes, registration=args.registration,
+                               writes_per_minute=args.writes_per_minute,
+                               generations_per_minute=args.generations_per_minute)
+    except ValueError as error:
+        raise ConfigError(f"serve: {error}") from None
     quotas = Quotas(args.max_context_items, args.max_context_bytes, args.max_summary_versions)
     app = create_app(Store(args.db, quotas), Models(args.model_dir, args.dataset), admin_token=admin, limits=limits)
     if "PLUSRL_ADMIN_TOKEN" not in os.environ:

@@ -1,4 +1,9 @@
-"""Typed dataclass configs from YAML recipes plus `key.sub=value` overrides from the CLI."""
+"""Typed dataclass configs from YAML recipes plus `key.sub=value` overrides from the CLI.
+
+Values are checked when loaded, before any model loads: types (`Literal` choices included), unknown
+keys, and each config's own `__post_init__` checks (a ValueError there becomes a ConfigError that
+names the section).
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,11 @@ class ConfigError(ValueError):
 
 def _coerce(value: Any, tp: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
+    if origin is typing.Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, choices))}")
+        return value
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(tp)
         if value is None and type(None) in options:
@@ -56,7 +66,11 @@ def from_dict(cls: type[T], data: dict, where: str = "config") -> T:
     unknown = set(data) - fields
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; valid keys: {sorted(fields)}")
-    return cls(**{k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()})
+    values = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
+    try:
+        return cls(**values)
+    except ValueError as error:  # a __post_init__ check: say where it failed
+        raise ConfigError(f"{where}: {error}") from None
 
 
 def _set_path(data: dict, dotted: str, value: Any) -> None:

@@ -3,6 +3,8 @@
 import pytest
 
 from plusrl.config import ConfigError, load_config, to_yaml
+from plusrl.methods import method_config
+from plusrl.training.plus import PlusConfig
 from plusrl.training.reward import RewardTrainConfig
 
 
@@ -38,3 +40,35 @@ def test_bad_overrides_are_named(override, message):
 def test_missing_recipe(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(RewardTrainConfig, tmp_path / "none.yaml")
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["method=plus", "ppo.advantage_estimator=rlooo"], "config.ppo.advantage_estimator: 'rlooo' is not one of "
+                                                           "'gae', 'rloo', 'grpo'"),
+        (["method=plus", "ppo.advantage_estimator=rloo", "ppo.group_size=1"], "rloo needs group_size ≥ 2"),
+        (["method=plus-static-rm"], "plus-static-rm keeps the reward model static: give reward_model_init"),
+        (["method=plus", "data.context_type=pair"], "'pair' is not one of 'pairs', 'guideline', 'conversation'"),
+        (["method=oracle", "precision=fp16"], "config.precision: 'fp16' is not one of 'auto', 'bf16', 'fp32'"),
+        (["method=oracle", "optim.batch_size=0"], "batch_size, epochs ≥ 1"),
+        (["method=oracle", "model.pooling=max"], "pooling must be auto, mean or last"),
+        (["method=plsu"], "unknown method 'plsu'; choose from btl, dpl"),
+    ],
+)
+def test_settings_are_checked_when_loaded_before_any_model(overrides, message):
+    with pytest.raises(ConfigError) as err:
+        method_config(None, overrides)
+    assert message in str(err.value)
+
+
+def test_the_method_picks_the_config_class_and_evaluation_defaults_to_the_training_data(tmp_path):
+    recipe = tmp_path / "mine.yaml"
+    recipe.write_text("method: plus\ndata:\n  dataset: my-data\n")
+    plus = method_config(recipe, [])
+    assert isinstance(plus, PlusConfig) and plus.data.evaluated == ["my-data"]
+    assert plus.data.prompts == "generic" and method_config(recipe, ["data.prompt_family=pets"]).data.prompts == "pets"
+    assert method_config(recipe, ["data.eval_datasets=[]"]).data.evaluated == []
+    oracle = method_config(recipe, ["method=oracle", "data.eval_datasets=[pets-ood]"])  # the last method= wins
+    assert isinstance(oracle, RewardTrainConfig) and oracle.data.evaluated == ["pets-ood"]
+    assert oracle.data.prompts == "generic"

@@ -16,11 +16,11 @@ from plusrl.eval.accuracy import score_pairs
 from plusrl.eval.runs import evaluate_run
 from plusrl.models.conditioning import build_conditionings
 from plusrl.models.reward_model import RewardModel
+from plusrl.run_dir import RunDir
 from plusrl.training.checkpoint import latest_checkpoint
 from plusrl.training.losses import bradley_terry_loss
 from plusrl.training.reward import (
     RewardTrainConfig,
-    load_trained_reward_model,
     train_reward_model,
 )
 from plusrl.training.runtime import seed_everything
@@ -49,7 +49,7 @@ def test_oracle_reward_model_loss_falls(tmp_path):
     before = _bt_loss(RewardModel(cfg.model), records, conditionings)
 
     run_dir = train_reward_model(cfg)
-    after = _bt_loss(load_trained_reward_model(run_dir), records, conditionings)
+    after = _bt_loss(RunDir(run_dir).reward_model(), records, conditionings)
     assert after < before - 0.1, (before, after)
 
     results = evaluate_run(run_dir)

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from plusrl.data.readers import DataError
 from plusrl.data.schema import Conversation, Message, Note, PreferencePair, Record
 
 GUIDELINE = ("Users typically care about the LLM assistant's helpfulness, honesty, truthfulness, and "
@@ -16,7 +17,7 @@ CONTEXT_TYPES = ("pairs", "guideline", "conversation")
 
 def with_context_type(records: list[Record], context_type: str) -> list[Record]:
     if context_type not in CONTEXT_TYPES:
-        raise ValueError(f"unknown context type {context_type!r}; choose from {', '.join(CONTEXT_TYPES)}")
+        raise DataError(f"unknown context type {context_type!r}; choose from {', '.join(CONTEXT_TYPES)}")
     if context_type == "pairs":
         return records
     out = []

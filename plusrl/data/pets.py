@@ -28,6 +28,7 @@ import random
 from importlib import resources
 from pathlib import Path
 
+from plusrl.data.readers import DataError
 from plusrl.data.schema import PreferencePair, Record
 
 PROMPT = "Please talk about one kind of pets."
@@ -103,7 +104,7 @@ def build_split(dataset: str, split: str, seed: int = 0) -> list[Record]:
     """Build one split of 'pets' (train/test) or 'pets-ood' (test), or of their proxy twins."""
     base = dataset.removeprefix("proxy-")  # a proxy twin is built exactly as its Pets original
     if (base, split) not in SIZES:
-        raise ValueError(f"no split {split!r} for {dataset!r}; have {sorted(SIZES)}")
+        raise DataError(f"no split {split!r} for {dataset!r}; have {sorted(SIZES)}")
     proxy = base != dataset
     ood = base == "pets-ood"
     animals, all_facts, n_train = (PROXY_ANIMALS, load_validation_facts(), PROXY_TRAIN_FACTS) if proxy \

@@ -91,7 +91,7 @@ def _preferences(pair: dict, user_types, rng: random.Random, allow_ties: bool) -
 def build(rows: list[tuple[str, dict]], variant: str, seed: int = 42, sizes: dict | None = None) -> dict[str, list[Record]]:
     """{'train': [...], 'test': [...]} records of UltraFeedback-P2 or -P4."""
     if variant not in VARIANTS:
-        raise ValueError(f"unknown UltraFeedback variant {variant!r} (p2 | p4)")
+        raise DataError(f"unknown UltraFeedback variant {variant!r} (p2 | p4)")
     user_types, sizes = VARIANTS[variant], sizes or SIZES[variant]
     rng = random.Random(seed)
     labelled = []

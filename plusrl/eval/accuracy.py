@@ -25,9 +25,7 @@ def score_pairs(
         batch = records[start : start + batch_size]
         cond = None if conditionings is None else conditionings[start : start + batch_size]
         enc = model.encode_pairs(batch, cond)
-        latent = model.user_latent(batch)[0].repeat(2, 1) if model.user_encoder is not None else None  # VPL: z = μ
-        rewards = model(enc, latent).float().cpu()
-        rewards = rewards[..., 0] if rewards.dim() == 2 else rewards  # DPL: the mean
+        rewards = model.expected_reward(enc, batch + batch).float().cpu()  # chosen rows, then rejected rows
         chosen.append(rewards[: len(batch)])
         rejected.append(rewards[len(batch) :])
         n_truncated += enc.n_truncated

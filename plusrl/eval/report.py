@@ -14,7 +14,7 @@ import statistics
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from plusrl.config import load_config
+from plusrl.config import ConfigError
 from plusrl.io import atomic_write_text
 
 METHODS = ("btl", "dpl", "vpl", "icl", "plus-untrained", "plus", "oracle")
@@ -59,15 +59,16 @@ TABLES = {
 
 QUICK = {  # fits a 2-core CPU in minutes: small subsets, short summaries, few iterations
     "reward": ["data.max_train_records=128", "data.max_eval_records=48", "optim.batch_size=16"],
-    "plus": ["data.max_eval_records=48", "iterations=3", "rollout_batch_size=8", "rm_minibatch_size=16",
+    "plus": ["data.max_eval_records=48", "iterations=3", "rollout_batch_size=8", "rm_optim.batch_size=16",
              "ppo.minibatch_size=16", "summarizer.max_summary_tokens=16", "save_every=100"],
 }
 
 
 def _recipe(method: str) -> Path:
-    path = Path(__file__).resolve().parents[2] / "recipes" / "pets" / f"{method}.yaml"
+    """The CPU recipe of a method, shipped inside the package (also reachable as recipes/ in a checkout)."""
+    path = Path(__file__).resolve().parents[1] / "recipes" / "pets" / f"{method}.yaml"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: recipe missing (the reproduction runner reads recipes/pets/*.yaml)")
+        raise FileNotFoundError(f"{path}: recipe missing (the reproduction runner reads plusrl/recipes/pets/*.yaml)")
     return path
 
 
@@ -76,9 +77,8 @@ def run_one(method: str, train_dataset: str, eval_datasets: list[str], context_t
     """Train one (method, dataset, context, seed) run unless it is finished, evaluate it on whichever
     datasets it lacks, return accuracies. Tables share runs (Table 1 and 2 read the same Pets runs);
     runs are keyed by those four, so give another `out` for other overrides."""
-    from plusrl.eval.runs import SUMMARY_METHODS, evaluate_run
-    from plusrl.training.plus import PlusConfig, train_plus
-    from plusrl.training.reward import RewardTrainConfig, train_reward_model
+    from plusrl.eval.runs import evaluate_run
+    from plusrl.methods import method_config, method_spec, train
 
     run_dir = _run_dir(out, method, train_dataset, context_type, seed)
     done = {d: run_dir / "eval" / f"{_eval_name(d)}.json" for d in eval_datasets}
@@ -88,12 +88,8 @@ def run_one(method: str, train_dataset: str, eval_datasets: list[str], context_t
         if method == "plus-static-rm":  # the frozen reward model is the one PLUS-untrained trained, same seed
             run_one("plus-untrained", train_dataset, eval_datasets, context_type, seed, out, quick, extra)
             overrides.append(f"reward_model_init={_run_dir(out, 'plus-untrained', train_dataset, context_type, seed)}")
-        if method in SUMMARY_METHODS:
-            cfg = load_config(PlusConfig, _recipe(method), (QUICK["plus"] if quick else []) + overrides)
-            train_plus(cfg, resume=True)
-        else:
-            cfg = load_config(RewardTrainConfig, _recipe(method), (QUICK["reward"] if quick else []) + overrides)
-            train_reward_model(cfg, resume=True)
+        quick_overrides = QUICK[method_spec(method).trainer] if quick else []
+        train(method_config(_recipe(method), quick_overrides + overrides), resume=True)
         evaluate_run(run_dir, missing)
     return {d: json.loads(p.read_text())["accuracy"] for d, p in done.items()}
 
@@ -114,7 +110,7 @@ def reproduce(table: str, seeds: list[int], out_dir: Path, report_dir: Path, qui
     """`dataset` runs the table's layout (methods × context types) on another dataset, trained and
     tested on it, with no paper figures beside it: e.g. the Table 3 ablation on Pets."""
     if table not in TABLES:
-        raise ValueError(f"unknown table {table!r}; choose from {', '.join(TABLES)}")
+        raise ConfigError(f"unknown table {table!r}; choose from {', '.join(TABLES)}")
     spec, data = TABLES[table], data or {}
     if dataset:
         spec = replace(spec, title=f"{spec.title}, layout run on {dataset}", train_dataset=dataset,

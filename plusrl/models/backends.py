@@ -243,4 +243,4 @@ def make_backend(config: BackendConfig) -> ChatBackend:
         return LocalChat(config)
     if config.kind == "openai":
         return OpenAIChat(config)
-    raise ValueError(f"unknown backend kind {config.kind!r} (local | openai)")
+    raise BackendError(f"unknown backend kind {config.kind!r} (local | openai)")

@@ -1,32 +1,19 @@
-"""What each method puts in front of the scored response: the heart of what makes it a method."""
+"""What each method puts in front of the scored response: the text for its registry entry's `conditioning`."""
 
 from __future__ import annotations
 
 from plusrl.data.prompts import context_text, icl_conditioning, summary_conditioning
 from plusrl.data.readers import DataError
 from plusrl.data.schema import Record
-
-# method → what conditions the reward model
-CONDITIONING = {
-    "btl": "none",
-    "dpl": "none",
-    "vpl": "none",  # conditions on a latent from the context pairs, not on text
-    "oracle": "oracle",
-    "icl": "context",
-    "plus-untrained": "summary",
-    "plus": "summary",
-    "plus-static-rm": "summary",
-}
-
+from plusrl.methods import method_spec
 
 def build_conditionings(
-    method: str, records: list[Record], dataset: str, summaries: list[str] | None = None
+    method: str, records: list[Record], prompts: str, summaries: list[str] | None = None
 ) -> list[str] | None:
-    """Conditioning text per record, or None for methods that score responses alone."""
-    if method not in CONDITIONING:
-        raise ValueError(f"unknown method {method!r}; choose from {', '.join(CONDITIONING)}")
-    kind = CONDITIONING[method]
-    if kind == "none":
+    """Conditioning text per record (`prompts`: the data's prompt family, or its dataset name), or
+    None for methods that score responses alone (VPL's latent is read from the pairs themselves)."""
+    kind = method_spec(method).conditioning
+    if kind in ("none", "latent"):
         return None
     if kind == "oracle":
         missing = [r.user_id for r in records if r.oracle is None]
@@ -40,7 +27,7 @@ def build_conditionings(
             f"(first: user {empty[0]})"
         )
     if kind == "context":
-        return [icl_conditioning(context_text(r, dataset), dataset) for r in records]
+        return [icl_conditioning(context_text(r, prompts), prompts) for r in records]
     if summaries is None or len(summaries) != len(records):
         raise ValueError(f"method {method!r} needs one summary per record")
     return [summary_conditioning(s) for s in summaries]

@@ -234,9 +234,16 @@ class RewardModel(TrainedWeights, nn.Module):
             start += len(user)
         return self.user_encoder(padded, present)
 
+    def expected_reward(self, batch: EncodedBatch, records=None) -> torch.Tensor:
+        """The reward that ranks responses, one per row: a distributional (DPL) head's mean; with a
+        user latent (VPL), the reward at the posterior mean of the latent of `records[row]`'s user."""
+        latent = self.user_latent(records)[0] if self.user_encoder is not None else None
+        out = self(batch, latent)
+        return out[..., 0] if self.config.n_outputs > 1 else out
+
     def score(self, conditionings: list[str] | None, prompts: list[str], responses: list[str]) -> torch.Tensor:
         batch = self.encode(conditionings, prompts, responses)
-        return self(batch)
+        return self.expected_reward(batch)
 
 
 class UserEncoder(nn.Module):

@@ -31,6 +31,7 @@ from pydantic import AfterValidator, BaseModel, Field, StrictInt, TypeAdapter, V
 from plusrl.data.prompts import summary_conditioning
 from plusrl.data.schema import ContextItem
 from plusrl.models.loader import CHARS_PER_TOKEN
+from plusrl.run_dir import SUMMARIZER, RunDir
 from plusrl.serving.guard import RateLimiter, RequestGuard, ServiceLimits, TooManyRequests
 from plusrl.serving.store import NotFound, QuotaExceeded, Store, SummaryVersion
 from plusrl.serving.summary_worker import SummarizerUnavailable, SummaryWorker
@@ -51,14 +52,13 @@ class Models:
     def __init__(self, model_dir: str | None, dataset: str = "generic"):
         from plusrl.models.reward_model import RewardModel, RewardModelConfig
         from plusrl.models.summarizer import Summarizer, SummarizerConfig
-        from plusrl.training.checkpoint import latest_checkpoint
 
         self.dataset, self.trained = dataset, model_dir is not None
         if model_dir:
-            ckpt = latest_checkpoint(Path(model_dir))
-            if ckpt is None or not (ckpt / "summarizer").is_dir():
+            run = RunDir(model_dir)
+            if not run.has_summarizer():
                 raise FileNotFoundError(f"{model_dir}: no PLUS checkpoint with a summarizer (train --method plus)")
-            summarizer_dir, self.reward_model = ckpt / "summarizer", RewardModel.load(ckpt / "model")
+            summarizer_dir, self.reward_model = run.checkpoint() / SUMMARIZER, run.reward_model()
             self.summarizer_config = SummarizerConfig(**json.loads((summarizer_dir / Summarizer.config_file).read_text()))
         else:
             log.warning("no --model-dir: embedded summarizer and an untrained reward model (scores are not meaningful)")

@@ -5,36 +5,34 @@ R = log σ(r(s_A|z) - r(s_B|z)) (Eq. 4) → token advantages (GAE, Eq. 5; or a g
 → M_θ PPO updates of the summarizer (Eq. 6) → M_φ Bradley-Terry updates of the reward model
 on the same fresh summaries (Eq. 3).
 
-Ablations are flags: `train_summarizer=false` is PLUS-untrained; `train_reward_model=false`
-with `reward_model_init` is "summarizer trained / reward model static" (Table 3).
+The ablations are methods (plusrl.methods): `plus-untrained` freezes the summarizer;
+`plus-static-rm` freezes the reward model at `reward_model_init` (Table 3).
+
+`train_plus` is the loop, phase by phase; `build` does the setup; the phases are the
+functions below it.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 import torch
-from accelerate import Accelerator
 from safetensors.torch import load_file
 from tqdm.auto import tqdm
-from transformers import get_scheduler
 
-from plusrl.config import to_yaml
+from plusrl.config import ConfigError
 from plusrl.data.registry import load_split
+from plusrl.data.schema import Record
+from plusrl.methods import method_spec
 from plusrl.models.conditioning import build_conditionings
 from plusrl.models.reward_model import RewardModel, RewardModelConfig
 from plusrl.models.summarizer import Rollout, Summarizer, SummarizerConfig
-from plusrl.training.checkpoint import (
-    forget_log_rows_from,
-    latest_checkpoint,
-    run_folder,
-    save_checkpoint,
-)
+from plusrl.run_dir import REWARD_MODEL, SUMMARIZER, RunDir
 from plusrl.training.losses import (
     bradley_terry_loss,
     gae_advantages,
@@ -48,13 +46,8 @@ from plusrl.training.losses import (
     token_rewards,
     value_loss,
 )
-from plusrl.training.reward import DataConfig, OptimConfig, TrainingDiverged
-from plusrl.training.runtime import (
-    resolve_precision,
-    rng_state,
-    seed_everything,
-    set_rng_state,
-)
+from plusrl.training.reward import DataConfig, OptimConfig
+from plusrl.training.run_context import RunContext, Updates, adamw_updates, cosine_schedule
 
 log = logging.getLogger(__name__)
 
@@ -63,15 +56,16 @@ log = logging.getLogger(__name__)
 class PPOConfig:
     """Summarizer RL; defaults follow PLUS App. H Table 11 except where a recipe says otherwise."""
 
-    advantage_estimator: str = "gae"
-    """gae (PPO with critic, as the paper) | rloo | grpo (several summaries per context, no critic)"""
+    advantage_estimator: Literal["gae", "rloo", "grpo"] = "gae"
+    """gae: PPO with a critic, as the paper; rloo / grpo: several summaries per context, no critic."""
     group_size: int = 4
-    """Summaries per context for rloo / grpo."""
+    """Summaries per context for rloo / grpo (at least 2: the baseline is the others' mean)."""
     gamma: float = 1.0
     lam: float = 0.95
     clip_eps: float = 0.2
     kl_coef: float = 0.001
-    """β of the k1 KL penalty to the reference (0.01 or 0.001 in the paper; 0.001 for Pets)."""
+    """β of the k1 KL penalty to the reference (0.01 or 0.001 in the paper; 0.001 for Pets).
+    0 skips the reference pass, and the KL is then not measured (not logged)."""
     reward_clip: float = 10.0
     value_coef: float = 0.5
     value_clip: float = 0.2
@@ -85,25 +79,31 @@ class PPOConfig:
     adam_beta1: float = 0.9
     adam_beta2: float = 0.95
 
+    def __post_init__(self):
+        if self.advantage_estimator in ("rloo", "grpo") and self.group_size < 2:
+            raise ValueError(f"{self.advantage_estimator} needs group_size ≥ 2 (the baseline of a summary is the "
+                             f"mean of the others of its context), got {self.group_size}")
+        if self.kl_coef < 0 or self.minibatch_size < 1 or self.ppo_epochs < 1:
+            raise ValueError("kl_coef must be ≥ 0, minibatch_size and ppo_epochs ≥ 1")
+
+    @property
+    def group(self) -> int:
+        """Summaries sampled per context."""
+        return self.group_size if self.advantage_estimator in ("rloo", "grpo") else 1
+
 
 @dataclass
 class PlusConfig:
-    method: str = "plus"
-    """plus | plus-untrained | plus-static-rm (the flags below decide what trains; the name labels results)"""
+    method: Literal["plus", "plus-untrained", "plus-static-rm"] = "plus"
+    """A PLUS method of plusrl.methods.METHODS: it says which of the two models train."""
     output_dir: str = ""
     seed: int = 0
-    precision: str = "auto"
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
     iterations: int = 20
     rollout_batch_size: int = 32
     """N: (context, pair) tuples per iteration (global)."""
-    train_summarizer: bool = True
-    train_reward_model: bool = True
     reward_model_init: str = ""
     """Run folder of a trained reward model to start from (needed when it stays static)."""
-    rm_epochs: int = 1
-    """Passes of M_φ Bradley-Terry steps over each iteration's fresh summaries."""
-    rm_minibatch_size: int = 16
-    log_every: int = 1
     sample_every: int = 5
     """Write example summaries to samples.jsonl every K iterations."""
     save_every: int = 5
@@ -111,139 +111,155 @@ class PlusConfig:
     summarizer: SummarizerConfig = field(default_factory=SummarizerConfig)
     reward_model: RewardModelConfig = field(default_factory=RewardModelConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
-    rm_optim: OptimConfig = field(default_factory=OptimConfig)
+    rm_optim: OptimConfig = field(default_factory=lambda: OptimConfig(batch_size=16))
+    """Reward-model updates: `epochs` passes of Bradley-Terry steps over each iteration's fresh
+    summaries, `batch_size` pairs per step (global)."""
+
+    def __post_init__(self):
+        if not method_spec(self.method).train_reward_model and not self.reward_model_init:
+            raise ValueError(f"{self.method} keeps the reward model static: give reward_model_init=<run folder>")
+        if min(self.iterations, self.rollout_batch_size, self.sample_every, self.save_every) < 1:
+            raise ValueError("iterations, rollout_batch_size, sample_every and save_every must be ≥ 1")
+
+
+@dataclass
+class PlusRun:
+    """Everything Alg. 1 touches, built once by `build`."""
+
+    cfg: PlusConfig
+    ctx: RunContext
+    records: list[Record]
+    summarizer: Summarizer
+    reward_model: RewardModel
+    summarizer_forward: Any  # the models as the accelerator wrapped them (DDP when distributed)
+    reward_forward: Any
+    actor: Updates | None  # None: the summarizer stays frozen (PLUS-untrained)
+    rm: Updates | None  # None: the reward model stays static
+    start: int
+
+    @property
+    def prompts(self) -> str:
+        return self.cfg.data.prompts
+
+    def checkpoint(self, iteration: int) -> None:
+        updates = {name: u for name, u in (("actor", self.actor), ("rm", self.rm)) if u is not None}
+        self.ctx.save(iteration, {SUMMARIZER: self.summarizer, REWARD_MODEL: self.reward_model},
+                      {k: u.optimizer for k, u in updates.items()}, {k: u.scheduler for k, u in updates.items()})
 
 
 def train_plus(cfg: PlusConfig, resume: bool = False) -> Path:
-    run_dir = run_folder(cfg.output_dir, cfg.data.dataset, cfg.method, resume)
-    if not cfg.train_reward_model and not cfg.reward_model_init:
-        raise ValueError("a static reward model (train_reward_model=false) needs reward_model_init=<run folder>")
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    accelerator = Accelerator(mixed_precision=resolve_precision(cfg.precision, device), log_with="tensorboard",
-                              project_dir=str(run_dir))
-    seed_everything(cfg.seed)
-    dataset = cfg.data.dataset
-    records = load_split(dataset, "train", cfg.data.context_type)
-    if cfg.data.max_train_records:
-        records = records[: cfg.data.max_train_records]
-    group = cfg.ppo.group_size if cfg.ppo.advantage_estimator in ("rloo", "grpo") else 1
-
-    # -- models and optimizers
-    summarizer = Summarizer(cfg.summarizer)
-    reward_model = RewardModel(cfg.reward_model)
-    if cfg.reward_model_init:
-        reward_model.load_trained(load_file(latest_checkpoint(Path(cfg.reward_model_init)) / "model" / "model.safetensors"))
-    if not cfg.train_summarizer:
-        summarizer.requires_grad_(False)
-    if not cfg.train_reward_model:
-        reward_model.requires_grad_(False)
-    n_rollouts = cfg.rollout_batch_size * group
-    actor_params = [p for n, p in summarizer.named_parameters() if p.requires_grad and not n.startswith("value_head")]
-    rm_params = [p for p in reward_model.parameters() if p.requires_grad]
-    optimizers, schedulers = {}, {}
-    if cfg.train_summarizer:
-        groups = [{"params": actor_params, "lr": cfg.ppo.actor_lr}]
-        if cfg.ppo.advantage_estimator == "gae":
-            groups.append({"params": list(summarizer.value_head.parameters()), "lr": cfg.ppo.critic_lr})
-        optimizers["actor"] = torch.optim.AdamW(groups, betas=(cfg.ppo.adam_beta1, cfg.ppo.adam_beta2), weight_decay=0.0)
-        steps = cfg.iterations * cfg.ppo.ppo_epochs * math.ceil(n_rollouts / cfg.ppo.minibatch_size)
-        schedulers["actor"] = get_scheduler("cosine", optimizers["actor"], math.ceil(cfg.ppo.warmup_ratio * steps), steps)
-    if cfg.train_reward_model:
-        optimizers["rm"] = torch.optim.AdamW(rm_params, lr=cfg.rm_optim.lr,
-                                             betas=(cfg.rm_optim.adam_beta1, cfg.rm_optim.adam_beta2))
-        steps = cfg.iterations * cfg.rm_epochs * math.ceil(n_rollouts / cfg.rm_minibatch_size)
-        schedulers["rm"] = get_scheduler("cosine", optimizers["rm"], math.ceil(cfg.rm_optim.warmup_ratio * steps), steps)
-    summarizer_ddp, reward_ddp = accelerator.prepare(summarizer, reward_model)
-    optimizers = {k: accelerator.prepare(v) for k, v in optimizers.items()}
-    schedulers = {k: accelerator.prepare(v) for k, v in schedulers.items()}
-
-    start = 0
-    if resume and (ckpt := latest_checkpoint(run_dir)) is not None:
-        start = _load_state(ckpt, summarizer, reward_model, optimizers, schedulers)
-        accelerator.print(f"resumed from {ckpt} at iteration {start}/{cfg.iterations}")
-        if accelerator.is_main_process:
-            for log_file in ("metrics.jsonl", "samples.jsonl"):
-                forget_log_rows_from(run_dir / log_file, "iteration", start)
-    if accelerator.is_main_process:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(to_yaml(cfg))
-    accelerator.init_trackers("tb")
-
-    per_process = max(1, cfg.rollout_batch_size // accelerator.num_processes)
-    bar = tqdm(range(start, cfg.iterations), initial=start, total=cfg.iterations, desc=cfg.method,
-               disable=not accelerator.is_main_process)
+    """Alg. 1: co-train the summarizer π_θ and the summary-conditioned reward model r_φ."""
+    run = build(cfg, resume)
+    accelerator, ppo = run.ctx.accelerator, cfg.ppo
+    bar = tqdm(range(run.start, cfg.iterations), initial=run.start, total=cfg.iterations, desc=cfg.method,
+               disable=not run.ctx.is_main)
     for iteration in bar:
-        # 1. sample N tuples of contexts and preference pairs (a fixed order per seed and epoch)
-        batch = _sample_batch(records, iteration, cfg.rollout_batch_size, cfg.seed)
-        contexts = batch[accelerator.process_index * per_process : (accelerator.process_index + 1) * per_process]
+        # 1. sample N (context, pair) tuples: the i-th slice of a per-seed, per-epoch order
+        users = run.ctx.local_share(_sample_batch(run.records, iteration, cfg.rollout_batch_size, cfg.seed))
 
-        # 2. generate summaries z ~ π_θ(·|c); rloo/grpo: `group` summaries per context
+        # 2. generate summaries z ~ π_θ(·|c), `ppo.group` per context
         clock = time.perf_counter()
-        prompts = summarizer.batch_prompts(contexts, dataset)
-        rollout = summarizer.generate(*prompts, group=group, sample=True,
-                                      with_values=cfg.ppo.advantage_estimator == "gae")
-        batch = [contexts[i] for i in rollout.prompt_index.tolist()]
+        prompt_ids, prompt_mask = run.summarizer.batch_prompts(users, run.prompts)
+        rollout = run.summarizer.generate(prompt_ids, prompt_mask, group=ppo.group, sample=True,
+                                          with_values=ppo.advantage_estimator == "gae")
+        pairs = [users[i] for i in rollout.prompt_index.tolist()]  # the (context, pair) of each summary
 
-        # 3. rewards (Eq. 4) from the current reward model, then advantages (Eq. 5)
-        reward_model.eval()  # no dropout noise in the summarizer's reward
+        # 3. return R = log σ(r(s_A|z) - r(s_B|z)) under the current reward model (Eq. 4)
+        run.reward_model.eval()  # no dropout noise in the summarizer's reward
         with torch.no_grad(), accelerator.autocast():
-            r_chosen, r_rejected, _ = _score(reward_model, reward_model, batch, rollout.texts, dataset)
-        returns_ = summary_return(r_chosen, r_rejected, cfg.ppo.reward_clip)
-        stats = {
-            "reward/return": returns_.mean().item(),
-            "rm/accuracy_before_update": preference_accuracy(r_chosen, r_rejected).item(),
-            "summary/tokens": rollout.summary_mask.sum(1).float().mean().item(),
-            "summary/hit_token_limit": (rollout.summary_mask.sum(1) == rollout.summary_mask.shape[1]).float().mean().item(),
-            "summary/empty": sum(not t.strip() for t in rollout.texts) / len(rollout.texts),
-            "tokens/prompt": int(prompts[1].sum()),
-            "tokens/summary": int(rollout.summary_mask.sum()),
-            "time/generate_and_score": time.perf_counter() - clock,
-        }
+            r_chosen, r_rejected, _ = score_pairs(run.reward_model, run.reward_model, pairs, rollout.texts, run.prompts)
+        returns = summary_return(r_chosen, r_rejected, ppo.reward_clip)
+        stats = rollout_stats(rollout, prompt_mask, r_chosen, r_rejected, returns)
+        stats["time/generate_and_score"] = time.perf_counter() - clock
 
-        # 4. M_θ PPO updates of the summarizer
+        # 4. KL to the reference policy (adapters off); β = 0 skips this pass and leaves it unmeasured
         clock = time.perf_counter()
-        if cfg.train_summarizer:
-            stats |= _ppo_update(cfg.ppo, accelerator, summarizer, summarizer_ddp, optimizers["actor"],
-                                 schedulers["actor"], actor_params, rollout, prompts, returns_, group)
+        kl = reference_kl(run, rollout, prompt_ids, prompt_mask) if ppo.kl_coef > 0 else None
+        stats["time/reference"] = time.perf_counter() - clock
+        if kl is not None:
+            stats["policy/kl"] = kl.sum(1).mean().item()
 
+        # 5. advantages: GAE over tokens with the critic (Eq. 5), or a group baseline
+        advantages, value_targets = compute_advantages(ppo, rollout, returns, kl)
+
+        # 6. M_θ PPO updates of the summarizer (Eq. 6)
+        clock = time.perf_counter()
+        if run.actor is not None:
+            stats |= ppo_update(run, rollout, advantages, value_targets)
         stats["time/summarizer_update"] = time.perf_counter() - clock
 
-        # 5. M_φ Bradley-Terry updates of the reward model on the same fresh summaries
+        # 7. M_φ Bradley-Terry updates of the reward model on the same fresh summaries (Eq. 3)
         clock = time.perf_counter()
-        if cfg.train_reward_model:
-            stats |= _reward_update(cfg, accelerator, reward_model, reward_ddp, optimizers["rm"], schedulers["rm"],
-                                    rm_params, batch, rollout.texts, dataset)
-
+        if run.rm is not None:
+            stats |= reward_update(run, pairs, rollout.texts)
         stats["time/reward_model_update"] = time.perf_counter() - clock
 
-        # -- logging, samples, checkpoints
-        for key, value in stats.items():
-            if not math.isfinite(value):
-                raise TrainingDiverged(f"{key} became {value} at iteration {iteration}; "
-                                       f"last good checkpoint: {latest_checkpoint(run_dir) or 'none'}")
+        # 8. log, example summaries, checkpoint
+        run.ctx.log(iteration, stats)
         bar.set_postfix(R=f"{stats['reward/return']:.3f}", acc=f"{stats['rm/accuracy_before_update']:.2f}",
-                        kl=f"{stats.get('policy/kl', 0.0):.3f}", len=f"{stats['summary/tokens']:.0f}")
-        if iteration % cfg.log_every == 0:
-            accelerator.log(stats, step=iteration)
-        if accelerator.is_main_process:
-            with (run_dir / "metrics.jsonl").open("a") as f:
-                f.write(json.dumps({"iteration": iteration, **stats}) + "\n")
-            if iteration % cfg.sample_every == 0:
-                with (run_dir / "samples.jsonl").open("a") as f:
-                    for rec, text in list(zip(batch, rollout.texts))[: 3 * group : group]:
-                        f.write(json.dumps({"iteration": iteration, "user_type": rec.meta.get("user_type"),
-                                            "summary": text}) + "\n")
+                        kl=f"{stats['policy/kl']:.3f}" if "policy/kl" in stats else "-", len=f"{stats['summary/tokens']:.0f}")
+        if iteration % cfg.sample_every == 0:
+            run.ctx.write_samples([{"iteration": iteration, "user_type": rec.meta.get("user_type"), "summary": text}
+                                   for rec, text in list(zip(pairs, rollout.texts))[: 3 * ppo.group : ppo.group]])
         if (iteration + 1) % cfg.save_every == 0 or iteration == cfg.iterations - 1:
-            accelerator.wait_for_everyone()
-            if accelerator.is_main_process:
-                save_checkpoint(run_dir, iteration + 1, lambda d, done=iteration + 1: _write_state(
-                    d, summarizer, reward_model, optimizers, schedulers, done))
+            run.checkpoint(iteration + 1)
 
-    if summarizer.n_context_truncated:
+    if run.summarizer.n_context_truncated:
         log.warning("%d summarizer prompts were over max_prompt_tokens=%d: oldest context items dropped",
-                    summarizer.n_context_truncated, cfg.summarizer.max_prompt_tokens)
-    accelerator.end_training()
-    return run_dir
+                    run.summarizer.n_context_truncated, cfg.summarizer.max_prompt_tokens)
+    run.ctx.finish()
+    return run.ctx.run.path
+
+
+# -- setup ----------------------------------------------------------------------------------------
+
+
+def build(cfg: PlusConfig, resume: bool = False) -> PlusRun:
+    """Data, both models, their optimizers and schedules, wrapped by the accelerator; restored
+    from the newest checkpoint when resuming."""
+    spec = method_spec(cfg.method)
+    ctx = RunContext(cfg, "iteration", resume)
+    records = load_split(cfg.data.dataset, "train", cfg.data.context_type)
+    if cfg.data.max_train_records:
+        records = records[: cfg.data.max_train_records]
+    for name, size in (("rollout_batch_size", cfg.rollout_batch_size), ("ppo.minibatch_size", cfg.ppo.minibatch_size),
+                       ("rm_optim.batch_size", cfg.rm_optim.batch_size)):
+        if size % ctx.accelerator.num_processes:
+            raise ConfigError(f"{name}={size} does not split over {ctx.accelerator.num_processes} processes")
+
+    summarizer, reward_model = Summarizer(cfg.summarizer), RewardModel(cfg.reward_model)
+    if cfg.reward_model_init:
+        reward_model.load_trained(load_file(RunDir(cfg.reward_model_init).checkpoint() / REWARD_MODEL
+                                            / RewardModel.weights_file))
+    summarizer.requires_grad_(spec.train_summarizer)
+    reward_model.requires_grad_(spec.train_reward_model)
+    n_summaries = cfg.rollout_batch_size * cfg.ppo.group
+    actor = rm = None
+    if spec.train_summarizer:
+        ppo = cfg.ppo
+        policy = [p for n, p in summarizer.named_parameters() if p.requires_grad and not n.startswith("value_head")]
+        groups = [{"params": policy, "lr": ppo.actor_lr}]
+        if ppo.advantage_estimator == "gae":
+            groups.append({"params": list(summarizer.value_head.parameters()), "lr": ppo.critic_lr})
+        optimizer = torch.optim.AdamW(groups, betas=(ppo.adam_beta1, ppo.adam_beta2), weight_decay=0.0)
+        steps = cfg.iterations * ppo.ppo_epochs * math.ceil(n_summaries / ppo.minibatch_size)
+        actor = Updates(optimizer, cosine_schedule(optimizer, ppo.warmup_ratio, steps), policy, ppo.max_grad_norm)
+    if spec.train_reward_model:
+        rm = adamw_updates(reward_model, cfg.rm_optim, cfg.iterations * cfg.rm_optim.epochs
+                           * math.ceil(n_summaries / cfg.rm_optim.batch_size))
+    summarizer_forward, reward_forward = ctx.accelerator.prepare(summarizer, reward_model)
+    for updates in (actor, rm):
+        if updates is not None:
+            updates.optimizer, updates.scheduler = ctx.accelerator.prepare(updates.optimizer, updates.scheduler)
+    run = PlusRun(cfg, ctx, records, summarizer, reward_model, summarizer_forward, reward_forward, actor, rm, 0)
+    updates = {name: u for name, u in (("actor", actor), ("rm", rm)) if u is not None}
+    run.start = ctx.start(lambda ckpt: ctx.load(ckpt, {SUMMARIZER: summarizer, REWARD_MODEL: reward_model},
+                                                {k: u.optimizer for k, u in updates.items()},
+                                                {k: u.scheduler for k, u in updates.items()}))
+    return run
+
+
+# -- the phases of an iteration -------------------------------------------------------------------
 
 
 def _sample_batch(records, iteration: int, size: int, seed: int):
@@ -254,42 +270,58 @@ def _sample_batch(records, iteration: int, size: int, seed: int):
     return [records[i] for i in order[index * size : (index + 1) * size]]
 
 
-def _score(reward_model: RewardModel, forward, batch, summaries: list[str], dataset: str):
-    """Rewards of chosen and rejected responses conditioned on each record's summary."""
-    cond = build_conditionings("plus", batch, dataset, summaries)
-    enc = reward_model.encode_pairs(batch, cond)
+def score_pairs(reward_model: RewardModel, forward, pairs: list[Record], summaries: list[str], prompts: str):
+    """Rewards of each pair's chosen and rejected response, conditioned on its summary; and the tokens read."""
+    enc = reward_model.encode_pairs(pairs, build_conditionings("plus", pairs, prompts, summaries))
     rewards = forward(enc).float()
-    return rewards[: len(batch)], rewards[len(batch) :], int(enc.attention_mask.sum())
+    return rewards[: len(pairs)], rewards[len(pairs) :], int(enc.attention_mask.sum())
 
 
-def _ppo_update(ppo: PPOConfig, accelerator, summarizer: Summarizer, summarizer_ddp, optimizer, scheduler, params,
-                rollout: Rollout, prompts, returns_: torch.Tensor, group: int) -> dict:
+def rollout_stats(rollout: Rollout, prompt_mask: torch.Tensor, r_chosen, r_rejected, returns) -> dict:
+    lengths = rollout.summary_mask.sum(1)
+    return {
+        "reward/return": returns.mean().item(),
+        "rm/accuracy_before_update": preference_accuracy(r_chosen, r_rejected).item(),
+        "summary/tokens": lengths.float().mean().item(),
+        "summary/hit_token_limit": (lengths == rollout.summary_mask.shape[1]).float().mean().item(),
+        "summary/empty": sum(not t.strip() for t in rollout.texts) / len(rollout.texts),
+        "tokens/prompt": int(prompt_mask.sum()),
+        "tokens/summary": int(lengths.sum()),
+    }
+
+
+def reference_kl(run: PlusRun, rollout: Rollout, prompt_ids, prompt_mask) -> torch.Tensor:
+    """Per-token k1 estimate log π_θ - log π_ref on the sampled summaries (0 after each EOS)."""
+    with run.ctx.accelerator.autocast():
+        reference = run.summarizer.reference_logprobs(rollout, prompt_ids, prompt_mask)
+    return kl_k1(rollout.logprobs, reference) * rollout.summary_mask
+
+
+def compute_advantages(ppo: PPOConfig, rollout: Rollout, returns: torch.Tensor, kl: torch.Tensor | None):
+    """Token advantages, and the critic's value targets (GAE only)."""
     mask = rollout.summary_mask.float()
-    kl = torch.zeros_like(mask)
-    clock = time.perf_counter()
-    if ppo.kl_coef > 0:  # β = 0 skips the reference pass: a third of a CPU step
-        with accelerator.autocast():
-            kl = kl_k1(rollout.logprobs, summarizer.reference_logprobs(rollout, *prompts)) * mask
-    reference_seconds = time.perf_counter() - clock
+    kl = torch.zeros_like(mask) if kl is None else kl
     if ppo.advantage_estimator == "gae":
-        rewards = token_rewards(returns_, kl, mask, ppo.kl_coef)
+        rewards = token_rewards(returns, kl, mask, ppo.kl_coef)
         advantages, value_targets = gae_advantages(rewards, rollout.values, mask, ppo.gamma, ppo.lam)
-        advantages = normalize_advantages(advantages, mask)
-    else:  # KL folded into the sequence reward, baseline from the other summaries of the same context
-        shaped = returns_ - ppo.kl_coef * kl.sum(1)
-        advantages = group_advantages(shaped, group, ppo.advantage_estimator)[:, None] * mask
-        value_targets = None
+        return normalize_advantages(advantages, mask), value_targets
+    # rloo / grpo: KL folded into the sequence reward, baseline from the other summaries of the same context
+    shaped = returns - ppo.kl_coef * kl.sum(1)
+    return group_advantages(shaped, ppo.group, ppo.advantage_estimator)[:, None] * mask, None
 
-    n = len(rollout.texts)
-    mb = max(1, ppo.minibatch_size // accelerator.num_processes)
+
+def ppo_update(run: PlusRun, rollout: Rollout, advantages: torch.Tensor, value_targets: torch.Tensor | None) -> dict:
+    """`ppo_epochs` passes of clipped-ratio steps (and clipped value steps with a critic) over the rollout."""
+    ppo, accelerator = run.cfg.ppo, run.ctx.accelerator
+    mask = rollout.summary_mask.float()
     totals = {"policy/loss": 0.0, "policy/clipfrac": 0.0, "policy/approx_kl": 0.0, "value/loss": 0.0}
     n_steps = 0
-    summarizer_ddp.train()
+    run.summarizer_forward.train()
     for _ in range(ppo.ppo_epochs):
-        for idx in torch.randperm(n).split(mb):
+        for idx in torch.randperm(len(rollout.texts)).split(max(1, ppo.minibatch_size // accelerator.num_processes)):
             with accelerator.autocast():
-                logprobs, values = summarizer_ddp(rollout.prefix, rollout.prompt_index[idx],
-                                                  rollout.summary_ids[idx], rollout.summary_mask[idx])
+                logprobs, values = run.summarizer_forward(rollout.prefix, rollout.prompt_index[idx],
+                                                          rollout.summary_ids[idx], rollout.summary_mask[idx])
             m = mask[idx]
             pg_loss, clipfrac = ppo_clip_loss(logprobs, rollout.logprobs[idx], advantages[idx], m, ppo.clip_eps)
             loss = pg_loss
@@ -299,11 +331,7 @@ def _ppo_update(ppo: PPOConfig, accelerator, summarizer: Summarizer, summarizer_
                 totals["value/loss"] += v_loss.item()
             else:
                 loss = loss + 0.0 * values.sum()  # keep the value head in the graph for DDP
-            accelerator.backward(loss)
-            accelerator.clip_grad_norm_(params, ppo.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
+            run.actor.step(accelerator, loss)
             with torch.no_grad():  # http://joschu.net/blog/kl-approx.html
                 log_ratio = logprobs - rollout.logprobs[idx]
                 totals["policy/approx_kl"] += masked_mean((log_ratio.exp() - 1) - log_ratio, m).item()
@@ -311,52 +339,27 @@ def _ppo_update(ppo: PPOConfig, accelerator, summarizer: Summarizer, summarizer_
             totals["policy/clipfrac"] += clipfrac.item()
             n_steps += 1
     stats = {k: v / n_steps for k, v in totals.items()}
-    stats["policy/kl"] = (kl.sum(1)).mean().item()
-    stats["time/reference"] = reference_seconds
     stats["policy/entropy_proxy"] = -masked_mean(rollout.logprobs, mask).item()
-    stats["policy/lr"] = scheduler.get_last_lr()[0]
+    stats["policy/lr"] = run.actor.scheduler.get_last_lr()[0]
     if value_targets is not None:
         residual = (value_targets - rollout.values)[mask.bool()]
         stats["value/explained_variance"] = (1 - residual.var() / value_targets[mask.bool()].var().clamp(min=1e-8)).item()
     return stats
 
 
-def _reward_update(cfg: PlusConfig, accelerator, reward_model: RewardModel, reward_ddp, optimizer, scheduler, params,
-                   batch, summaries: list[str], dataset: str) -> dict:
-    reward_ddp.train()
-    mb = max(1, cfg.rm_minibatch_size // accelerator.num_processes)
+def reward_update(run: PlusRun, pairs: list[Record], summaries: list[str]) -> dict:
+    """`rm_optim.epochs` passes of Bradley-Terry steps over the iteration's (pair, summary) rows."""
+    accelerator, optim = run.ctx.accelerator, run.cfg.rm_optim
+    run.reward_forward.train()
     losses, tokens = [], 0
-    for _ in range(cfg.rm_epochs):
-        for idx in torch.randperm(len(batch)).split(mb):
+    for _ in range(optim.epochs):
+        for idx in torch.randperm(len(pairs)).split(max(1, optim.batch_size // accelerator.num_processes)):
             with accelerator.autocast():
-                r_c, r_r, n = _score(reward_model, reward_ddp, [batch[i] for i in idx], [summaries[i] for i in idx],
-                                     dataset)
+                r_c, r_r, n = score_pairs(run.reward_model, run.reward_forward, [pairs[i] for i in idx],
+                                          [summaries[i] for i in idx], run.prompts)
             loss = bradley_terry_loss(r_c, r_r)
-            accelerator.backward(loss)
-            accelerator.clip_grad_norm_(params, cfg.rm_optim.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
+            run.rm.step(accelerator, loss)
             losses.append(loss.item())
             tokens += n
-    return {"rm/loss": sum(losses) / len(losses), "rm/lr": scheduler.get_last_lr()[0], "tokens/reward_model": tokens}
-
-
-def _write_state(folder: Path, summarizer, reward_model, optimizers: dict, schedulers: dict, iteration: int) -> None:
-    summarizer.save(folder / "summarizer")
-    reward_model.save(folder / "model")
-    torch.save({"iteration": iteration, "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
-                "schedulers": {k: s.state_dict() for k, s in schedulers.items()}, "rng": rng_state()},
-               folder / "trainer_state.pt")
-
-
-def _load_state(folder: Path, summarizer, reward_model, optimizers: dict, schedulers: dict) -> int:
-    summarizer.load_trained(load_file(folder / "summarizer" / "summarizer.safetensors"))
-    reward_model.load_trained(load_file(folder / "model" / "model.safetensors"))
-    state = torch.load(folder / "trainer_state.pt", weights_only=False)
-    for key, optimizer in optimizers.items():
-        optimizer.load_state_dict(state["optimizers"][key])
-    for key, scheduler in schedulers.items():
-        scheduler.load_state_dict(state["schedulers"][key])
-    set_rng_state(state["rng"])
-    return state["iteration"]
+    return {"rm/loss": sum(losses) / len(losses), "rm/lr": run.rm.scheduler.get_last_lr()[0],
+            "tokens/reward_model": tokens}

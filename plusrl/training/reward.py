@@ -11,34 +11,25 @@ import logging
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 import torch
-from accelerate import Accelerator
 from tqdm.auto import tqdm
-from transformers import get_scheduler
 
-from plusrl.config import to_yaml
+from plusrl.config import ConfigError
+from plusrl.data.prompts import family
 from plusrl.data.registry import load_split
+from plusrl.methods import MethodSpec, method_spec
 from plusrl.models.conditioning import build_conditionings
 from plusrl.models.reward_model import RewardModel, RewardModelConfig
-from plusrl.training.checkpoint import (
-    forget_log_rows_from,
-    latest_checkpoint,
-    run_folder,
-    save_checkpoint,
-)
+from plusrl.run_dir import REWARD_MODEL
 from plusrl.training.losses import (
     bradley_terry_loss,
     dpl_loss,
     gaussian_kl,
     preference_accuracy,
 )
-from plusrl.training.runtime import (
-    resolve_precision,
-    rng_state,
-    seed_everything,
-    set_rng_state,
-)
+from plusrl.training.run_context import RunContext, adamw_updates
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +38,31 @@ log = logging.getLogger(__name__)
 class DataConfig:
     dataset: str = "pets"
     """Built-in name (pets, pets-ood) or path to local files with train/test splits."""
-    eval_datasets: list[str] = field(default_factory=lambda: ["pets"])
-    """Datasets whose `test` split is evaluated after training."""
+    eval_datasets: list[str] | None = None
+    """Datasets whose `test` split (or "NAME@SPLIT") is evaluated after training; None: the
+    training dataset's own test split; []: none."""
     max_train_records: int = 0
     """Use only the first N training records (0 = all): for quick runs."""
     max_eval_records: int = 0
     """Evaluate only the first N test records (0 = all)."""
-    context_type: str = "pairs"
-    """How each user's context is given (Table 4): pairs | guideline | conversation."""
+    context_type: Literal["pairs", "guideline", "conversation"] = "pairs"
+    """How each user's context is given (Table 4)."""
+    prompt_family: Literal["auto", "pets", "generic"] = "auto"
+    """Which prompts (App. I/J) the summarizer and ICL read: pets (one-sentence animal facts) or
+    generic; auto picks pets for datasets named pets* (and their proxy- twins), else generic."""
+
+    def __post_init__(self):
+        if self.max_train_records < 0 or self.max_eval_records < 0:
+            raise ValueError("max_train_records and max_eval_records count records: 0 (all) or more")
+
+    @property
+    def evaluated(self) -> list[str]:
+        return [self.dataset] if self.eval_datasets is None else self.eval_datasets
+
+    @property
+    def prompts(self) -> str:
+        """The prompt family the data is read with."""
+        return family(self.dataset) if self.prompt_family == "auto" else self.prompt_family
 
 
 @dataclass
@@ -63,22 +71,29 @@ class OptimConfig:
     batch_size: int = 32
     """Global batch of preference pairs, split across processes."""
     epochs: int = 1
+    """Passes over the training data (PLUS: over each iteration's fresh summaries)."""
     warmup_ratio: float = 0.03
     max_grad_norm: float = 1.0
     adam_beta1: float = 0.9
     adam_beta2: float = 0.95
     weight_decay: float = 0.0
 
+    def __post_init__(self):
+        if self.lr <= 0 or self.batch_size < 1 or self.epochs < 1:
+            raise ValueError(f"lr must be > 0 and batch_size, epochs ≥ 1 (got {self.lr}, {self.batch_size}, {self.epochs})")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"warmup_ratio is a share of the steps in [0, 1), got {self.warmup_ratio}")
+
 
 @dataclass
 class RewardTrainConfig:
-    method: str = "btl"
-    """btl | oracle | icl | dpl | vpl"""
+    method: Literal["btl", "oracle", "icl", "dpl", "vpl"] = "btl"
+    """A reward-model-only method of plusrl.methods.METHODS."""
     output_dir: str = ""
     """Run folder; empty means runs/<dataset>-<method>."""
     seed: int = 0
-    precision: str = "auto"
-    """auto (bf16 where the hardware runs it fast) | bf16 | fp32"""
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    """auto: bf16 where the hardware runs it fast, else fp32."""
     log_every: int = 10
     save_every: int = 50
     """Checkpoint every N optimizer steps (and at the end)."""
@@ -89,147 +104,89 @@ class RewardTrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
 
 
-class TrainingDiverged(RuntimeError):
-    pass
-
-
 def train_reward_model(cfg: RewardTrainConfig, resume: bool = False) -> Path:
     """Train a reward model, checkpointing atomically; returns the run folder (model in `model/`)."""
-    run_dir = run_folder(cfg.output_dir, cfg.data.dataset, cfg.method, resume)
-    accelerator = Accelerator(
-        mixed_precision=resolve_precision(cfg.precision, torch.device("cuda" if torch.cuda.is_available() else "cpu")),
-        log_with="tensorboard",
-        project_dir=str(run_dir),
-    )
-    seed_everything(cfg.seed)
+    spec = method_spec(cfg.method)
+    ctx = RunContext(cfg, "step", resume)
+    accelerator = ctx.accelerator
+    if cfg.optim.batch_size % accelerator.num_processes:
+        raise ConfigError(f"optim.batch_size={cfg.optim.batch_size} does not split over "
+                          f"{accelerator.num_processes} processes")
 
     # -- data: records and the method's conditioning text for each
     records = load_split(cfg.data.dataset, "train", cfg.data.context_type)
     if cfg.data.max_train_records:
         records = records[: cfg.data.max_train_records]
-    conditionings = build_conditionings(cfg.method, records, cfg.data.dataset)
+    conditionings = build_conditionings(cfg.method, records, cfg.data.prompts)
 
     # -- model, optimizer, schedule
-    model = RewardModel(method_model_config(cfg.method, cfg.model))
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        trainable, lr=cfg.optim.lr, betas=(cfg.optim.adam_beta1, cfg.optim.adam_beta2), weight_decay=cfg.optim.weight_decay
-    )
+    reward_model = RewardModel(method_model_config(spec, cfg.model))
     steps_per_epoch = math.ceil(len(records) / cfg.optim.batch_size)
     total_steps = steps_per_epoch * cfg.optim.epochs
-    scheduler = get_scheduler(
-        "cosine", optimizer, num_warmup_steps=math.ceil(cfg.optim.warmup_ratio * total_steps), num_training_steps=total_steps
-    )
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    reward_model: RewardModel = accelerator.unwrap_model(model)
-
-    start_step = 0
-    if resume and (ckpt := latest_checkpoint(run_dir)) is not None:
-        start_step = _load_checkpoint(ckpt, reward_model, optimizer, scheduler)
-        accelerator.print(f"resumed from {ckpt} at step {start_step}/{total_steps}")
-        if accelerator.is_main_process:
-            forget_log_rows_from(run_dir / "metrics.jsonl", "step", start_step)
-    if accelerator.is_main_process:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(to_yaml(cfg))
-    accelerator.init_trackers("tb")
+    updates = adamw_updates(reward_model, cfg.optim, total_steps)
+    forward, updates.optimizer, updates.scheduler = accelerator.prepare(reward_model, updates.optimizer,
+                                                                        updates.scheduler)
+    models, optimizers, schedulers = {REWARD_MODEL: reward_model}, {"rm": updates.optimizer}, {"rm": updates.scheduler}
+    start_step = ctx.start(lambda ckpt: ctx.load(ckpt, models, optimizers, schedulers))
 
     # -- training loop: each process takes its share of each global batch
-    per_process = max(1, cfg.optim.batch_size // accelerator.num_processes)
     n_truncated, n_seen = 0, 0
     bar = tqdm(range(start_step, total_steps), initial=start_step, total=total_steps, desc=f"train {cfg.method}",
-               disable=not accelerator.is_main_process)
-    model.train()
+               disable=not ctx.is_main)
+    forward.train()
     for step in bar:
         epoch, index = divmod(step, steps_per_epoch)
         order = torch.randperm(len(records), generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
-        global_batch = order[index * cfg.optim.batch_size : (index + 1) * cfg.optim.batch_size].tolist()
-        ids = global_batch[accelerator.process_index * per_process : (accelerator.process_index + 1) * per_process]
+        ids = ctx.local_share(order[index * cfg.optim.batch_size : (index + 1) * cfg.optim.batch_size].tolist())
         batch = [records[i] for i in ids]
         cond = None if conditionings is None else [conditionings[i] for i in ids]
 
         enc = reward_model.encode_pairs(batch, cond)
         n_truncated, n_seen = n_truncated + enc.n_truncated, n_seen + 2 * len(batch)
         with accelerator.autocast():
-            loss, r_chosen, r_rejected = pair_loss(cfg.method, model, reward_model, batch, enc, cfg.latent_kl_weight)
-        if not torch.isfinite(loss):
-            last = latest_checkpoint(run_dir)
-            raise TrainingDiverged(f"loss became {loss.item()} at step {step}; last good checkpoint: {last or 'none'}")
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(trainable, cfg.optim.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad()
+            loss, r_chosen, r_rejected = pair_loss(spec, forward, reward_model, batch, enc, cfg.latent_kl_weight)
+        stats = {"rm/loss": loss.item()}
+        if not math.isfinite(stats["rm/loss"]):
+            ctx.log(step, stats)  # raises TrainingDiverged, naming the last good checkpoint
+        updates.step(accelerator, loss)
 
         if step % cfg.log_every == 0 or step == total_steps - 1:
-            acc = preference_accuracy(r_chosen, r_rejected).item()
-            bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{acc:.2f}")
-            row = {"rm/loss": loss.item(), "rm/accuracy": acc, "rm/lr": scheduler.get_last_lr()[0]}
-            accelerator.log(row, step=step)
-            if accelerator.is_main_process:
-                with (run_dir / "metrics.jsonl").open("a") as f:
-                    f.write(json.dumps({"step": step, **row}) + "\n")
+            stats |= {"rm/accuracy": preference_accuracy(r_chosen, r_rejected).item(),
+                      "rm/lr": updates.scheduler.get_last_lr()[0]}
+            bar.set_postfix(loss=f"{stats['rm/loss']:.3f}", acc=f"{stats['rm/accuracy']:.2f}")
+            ctx.log(step, stats)
         if (step + 1) % cfg.save_every == 0 or step == total_steps - 1:
-            accelerator.wait_for_everyone()
-            if accelerator.is_main_process:
-                save_checkpoint(run_dir, step + 1, lambda d, done=step + 1: _write_checkpoint(d, reward_model, optimizer, scheduler, done))
+            ctx.save(step + 1, models, optimizers, schedulers)
 
     if n_truncated:
         log.warning("%d of %d reward-model inputs exceeded max_length=%d and were truncated", n_truncated, n_seen,
                     cfg.model.max_length)
-    accelerator.end_training()
-    if accelerator.is_main_process:
-        final = latest_checkpoint(run_dir)
-        (run_dir / "train_summary.json").write_text(json.dumps({"steps": total_steps, "truncated_inputs": n_truncated,
-                                                                 "final_checkpoint": str(final)}, indent=2))
-    return run_dir
+    ctx.finish()
+    if ctx.is_main:
+        (ctx.run.path / "train_summary.json").write_text(json.dumps(
+            {"steps": total_steps, "truncated_inputs": n_truncated, "final_checkpoint": str(ctx.run.latest())}, indent=2))
+    return ctx.run.path
 
 
-def method_model_config(method: str, config: RewardModelConfig) -> RewardModelConfig:
+def method_model_config(spec: MethodSpec, config: RewardModelConfig) -> RewardModelConfig:
     """DPL predicts a mean and a log-variance; VPL appends a user latent (512 as in App. H)."""
-    if method == "dpl":
+    if spec.loss == "dpl":
         return replace(config, n_outputs=2)
-    if method == "vpl" and not config.latent_dim:
+    if spec.loss == "vpl" and not config.latent_dim:
         return replace(config, latent_dim=512)
     return config
 
 
-def pair_loss(method: str, forward, reward_model: RewardModel, batch, enc, latent_kl_weight: float = 0.0):
+def pair_loss(spec: MethodSpec, forward, reward_model: RewardModel, batch, enc, latent_kl_weight: float = 0.0):
     """The method's training loss on a batch of pairs, and the rewards it gives chosen and rejected."""
     n = len(batch)
     latent, kl = None, 0.0
-    if reward_model.user_encoder is not None:  # VPL: reparameterised sample of z from the user's context
+    if spec.loss == "vpl":  # reparameterised sample of z from the user's context
         mean, logvar = reward_model.user_latent(batch)
         z = mean + torch.randn_like(mean) * (0.5 * logvar).exp()
         latent, kl = torch.cat([z, z]), gaussian_kl(mean, logvar)
     out = forward(enc, latent).float()
-    if method == "dpl":
+    if spec.loss == "dpl":
         loss = dpl_loss(out[:n, 0], out[:n, 1], out[n:, 0], out[n:, 1])
         return loss, out[:n, 0], out[n:, 0]
     return bradley_terry_loss(out[:n], out[n:]) + latent_kl_weight * kl, out[:n], out[n:]
-
-
-def _write_checkpoint(folder: Path, model: RewardModel, optimizer, scheduler, step: int) -> None:
-    model.save(folder / "model")
-    torch.save(
-        {"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()},
-        folder / "trainer_state.pt",
-    )
-
-
-def _load_checkpoint(folder: Path, model: RewardModel, optimizer, scheduler) -> int:
-    from safetensors.torch import load_file
-
-    model.load_trained(load_file(folder / "model" / "model.safetensors"))
-    state = torch.load(folder / "trainer_state.pt", weights_only=False)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    set_rng_state(state["rng"])
-    return state["step"]
-
-
-def load_trained_reward_model(run_dir: Path) -> RewardModel:
-    ckpt = latest_checkpoint(run_dir)
-    if ckpt is None:
-        raise FileNotFoundError(f"{run_dir}: no checkpoint found (train first: plusrl train ...)")
-    return RewardModel.load(ckpt / "model")

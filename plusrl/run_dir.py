@@ -1,0 +1,96 @@
+"""One object that knows a run folder's layout; train, eval, the CLI and the service all read runs through it.
+
+    runs/pets-plus/
+      config.yaml             the full config the run trained with
+      metrics.jsonl           one row per iteration (PLUS) or logged step (reward models)
+      samples.jsonl           example summaries (PLUS)
+      tb/                     TensorBoard logs
+      checkpoints/latest      names the newest complete checkpoint
+      checkpoints/step-N/     model/ (reward model), summarizer/ (PLUS), trainer_state.pt
+      eval/NAME.json          held-out metrics per dataset, NAME.predictions.jsonl beside them
+      eval/checks/            the readability and edit-following checks
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from plusrl.training.checkpoint import latest_checkpoint
+
+REWARD_MODEL = "model"
+SUMMARIZER = "summarizer"
+TRAINER_STATE = "trainer_state.pt"
+
+
+@dataclass(frozen=True)
+class RunDir:
+    path: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "path", Path(self.path))
+
+    # -- files
+    @property
+    def config_file(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def samples_file(self) -> Path:
+        return self.path / "samples.jsonl"
+
+    @property
+    def eval_dir(self) -> Path:
+        return self.path / "eval"
+
+    @property
+    def checks_dir(self) -> Path:
+        return self.eval_dir / "checks"
+
+    def latest(self) -> Path | None:
+        """The newest complete checkpoint folder, or None before the first one."""
+        return latest_checkpoint(self.path)
+
+    def checkpoint(self) -> Path:
+        """The newest checkpoint, or a clear error when the run has none."""
+        ckpt = self.latest()
+        if ckpt is None:
+            raise FileNotFoundError(f"{self.path}: no checkpoint found (train first: plusrl train ...)")
+        return ckpt
+
+    # -- what is in it
+    def method(self) -> str:
+        if not self.config_file.is_file():
+            raise FileNotFoundError(f"{self.path}: no config.yaml; is this a plusrl run folder?")
+        return (yaml.safe_load(self.config_file.read_text()) or {}).get("method", "btl")
+
+    def config(self):
+        """The run's config, as the class its method trains with."""
+        from plusrl.config import load_config
+        from plusrl.methods import method_spec
+
+        config_class, _ = method_spec(self.method()).trainer_api()
+        return load_config(config_class, self.config_file)
+
+    def has_summarizer(self) -> bool:
+        ckpt = self.latest()
+        return ckpt is not None and (ckpt / SUMMARIZER).is_dir()
+
+    def reward_model(self):
+        from plusrl.models.reward_model import RewardModel
+
+        return RewardModel.load(self.checkpoint() / REWARD_MODEL)
+
+    def summarizer(self):
+        """The run's trained summarizer (PLUS methods), or a clear error for runs without one."""
+        from plusrl.models.summarizer import Summarizer
+
+        if not self.has_summarizer():
+            raise FileNotFoundError(f"{self.path}: no checkpoint with a summarizer (train a PLUS method)")
+        return Summarizer.load(self.checkpoint() / SUMMARIZER)

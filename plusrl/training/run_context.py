@@ -1,0 +1,138 @@
+"""The scaffold both trainers share: run folder, Accelerator, seeding, resume, config.yaml,
+trackers, metrics.jsonl and atomic checkpoints of models, optimizers, schedulers and RNG."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from transformers import get_scheduler
+
+from plusrl.config import to_yaml
+from plusrl.run_dir import TRAINER_STATE, RunDir
+from plusrl.training.checkpoint import forget_log_rows_from, run_folder, save_checkpoint
+from plusrl.training.runtime import resolve_precision, rng_state, seed_everything, set_rng_state
+
+
+class TrainingDiverged(RuntimeError):
+    pass
+
+
+@dataclass
+class Updates:
+    """An optimizer, its schedule and the parameters it clips: one kind of gradient step."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    params: list[torch.nn.Parameter]
+    max_grad_norm: float
+
+    def step(self, accelerator: Accelerator, loss: torch.Tensor) -> None:
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(self.params, self.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad()
+
+
+def cosine_schedule(optimizer, warmup_ratio: float, total_steps: int):
+    """Linear warm-up over the first `warmup_ratio` of the steps, then cosine decay."""
+    return get_scheduler("cosine", optimizer, math.ceil(warmup_ratio * total_steps), total_steps)
+
+
+def adamw_updates(model: torch.nn.Module, optim, total_steps: int) -> Updates:
+    """AdamW over a model's trainable weights as an OptimConfig says (every field honoured)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=optim.lr, betas=(optim.adam_beta1, optim.adam_beta2),
+                                  weight_decay=optim.weight_decay)
+    return Updates(optimizer, cosine_schedule(optimizer, optim.warmup_ratio, total_steps), params, optim.max_grad_norm)
+
+
+class RunContext:
+    """One training run's folder and process group. `step_key` names the counter in its logs
+    ("iteration" for PLUS, "step" for reward models)."""
+
+    def __init__(self, cfg, step_key: str, resume: bool):
+        self.cfg, self.step_key, self.resume = cfg, step_key, resume
+        self.run = RunDir(run_folder(cfg.output_dir, cfg.data.dataset, cfg.method, resume))
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.accelerator = Accelerator(mixed_precision=resolve_precision(cfg.precision, device),
+                                       log_with="tensorboard", project_dir=str(self.run.path))
+        seed_everything(cfg.seed)
+
+    @property
+    def is_main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    def local_share(self, items: list) -> list:
+        """This process's slice of a global batch."""
+        per_process = max(1, len(items) // self.accelerator.num_processes)
+        return items[self.accelerator.process_index * per_process : (self.accelerator.process_index + 1) * per_process]
+
+    def start(self, load: Callable[[Path], int]) -> int:
+        """Resume from the newest checkpoint when asked (`load` restores it and returns the step it
+        had reached; log rows written after it are dropped), write config.yaml, open trackers."""
+        start = 0
+        if self.resume and (ckpt := self.run.latest()) is not None:
+            start = load(ckpt)
+            self.accelerator.print(f"resumed from {ckpt} at {self.step_key} {start}")
+            if self.is_main:
+                for log_file in (self.run.metrics_file, self.run.samples_file):
+                    forget_log_rows_from(log_file, self.step_key, start)
+        if self.is_main:
+            self.run.path.mkdir(parents=True, exist_ok=True)
+            self.run.config_file.write_text(to_yaml(self.cfg))
+        self.accelerator.init_trackers("tb")
+        return start
+
+    def log(self, step: int, stats: dict) -> None:
+        """Stop on a NaN/inf (naming the last good checkpoint), else log to the trackers and metrics.jsonl."""
+        for key, value in stats.items():
+            if not math.isfinite(value):
+                raise TrainingDiverged(f"{key} became {value} at {self.step_key} {step}; "
+                                       f"last good checkpoint: {self.run.latest() or 'none'}")
+        self.accelerator.log(stats, step=step)
+        if self.is_main:
+            with self.run.metrics_file.open("a") as f:
+                f.write(json.dumps({self.step_key: step, **stats}) + "\n")
+
+    def write_samples(self, rows: list[dict]) -> None:
+        if self.is_main:
+            with self.run.samples_file.open("a") as f:
+                f.writelines(json.dumps(row) + "\n" for row in rows)
+
+    def save(self, step: int, models: dict[str, torch.nn.Module], optimizers: dict, schedulers: dict) -> None:
+        """Atomic checkpoint `step-N/`: each model's trained weights in its folder, and the trainer state."""
+        self.accelerator.wait_for_everyone()
+        if self.is_main:
+            def write(folder: Path) -> None:
+                for name, model in models.items():
+                    model.save(folder / name)
+                torch.save({self.step_key: step, "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+                            "schedulers": {k: s.state_dict() for k, s in schedulers.items()}, "rng": rng_state()},
+                           folder / TRAINER_STATE)
+
+            save_checkpoint(self.run.path, step, write)
+
+    def load(self, folder: Path, models: dict[str, torch.nn.Module], optimizers: dict, schedulers: dict) -> int:
+        """Restore what `save` wrote; returns the step it had reached."""
+        from safetensors.torch import load_file
+
+        for name, model in models.items():
+            model.load_trained(load_file(folder / name / model.weights_file))
+        state = torch.load(folder / TRAINER_STATE, weights_only=False)
+        for key, optimizer in optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][key])
+        for key, scheduler in schedulers.items():
+            scheduler.load_state_dict(state["schedulers"][key])
+        set_rng_state(state["rng"])
+        return state[self.step_key]
+
+    def finish(self) -> None:
+        self.accelerator.end_training()
