@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -32,6 +33,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import psutil
 
 PROMPT = "Please talk about one kind of pets."
 SCORE = {"prompt": PROMPT, "responses": ["Dogs can learn more than a hundred words.",
@@ -119,7 +121,8 @@ def abuser(base: str, user: dict, stop, results) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    results.put(statuses)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    results.put((statuses, usage.ru_utime + usage.ru_stime))
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -143,7 +146,8 @@ def run_mode(mode: str, args) -> dict[str, float]:
             results = list(pool.map(lambda u: normal_client(base, u, args.rounds), normal))
             wall = time.perf_counter() - start
         stop.set()
-        abuse_statuses = abuse_results.get() if abuse else None
+        abuse_statuses, abuser_cpu = abuse_results.get() if abuse else (None, 0.0)
+        server_cpu = _cpu_seconds(server.pid)
         lost = 0
         for user, (_, acknowledged, _) in zip(normal, results):
             auth = {"Authorization": f"Bearer {user['token']}"}
@@ -166,9 +170,17 @@ def run_mode(mode: str, args) -> dict[str, float]:
               f"p95 {1000 * p95[kind]:7.0f} ms  p99 {1000 * percentile(values, 0.99):7.0f} ms")
     print(f"  errors {len(errors)} {Counter(errors).most_common(3)}; acknowledged writes lost: {lost}; "
           f"server alive: {alive}")
+    print(f"  CPU seconds over the run: server {server_cpu:.0f} (with its summary process), "
+          f"abuser {abuser_cpu:.0f}, of {os.cpu_count() * wall:.0f} available ({os.cpu_count()} cores × {wall:.0f} s)")
     if abuse_statuses is not None:
         print(f"  abuser's responses by status: {dict(abuse_statuses)}")
     return p95
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children (the summary worker), so far."""
+    process = psutil.Process(pid)
+    return sum(sum(p.cpu_times()[:2]) for p in [process, *process.children(recursive=True)])
 
 
 def main() -> None:

@@ -259,7 +259,7 @@ def _serve(args: argparse.Namespace) -> None:
     if "PLUSRL_ADMIN_TOKEN" not in os.environ:
         print(f"admin token (set PLUSRL_ADMIN_TOKEN to choose one): {admin}")
     print(f"open http://{args.host}:{args.port}/  (API schema at /openapi.json)")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", limit_concurrency=limits.max_connections)
 
 
 def _reproduce(args: argparse.Namespace) -> None:

@@ -7,6 +7,7 @@ request that is too large or carries no valid token costs the server its headers
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import threading
@@ -14,6 +15,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
+
+TARPITTED = {401, 413, 429}  # refusals a flooding client collects; answered after a pause
 
 SECURITY_HEADERS = [
     # the page loads nothing from elsewhere: its script and style are inline
@@ -46,6 +49,12 @@ class ServiceLimits:
     """Generations waiting for the summarizer at once, over all users; more get 429."""
     page_size: int = 100
     """Most context items or summary versions returned by one GET."""
+    refusal_delay_s: float = 1.0
+    """Refusals (401, 413, 429) are sent after this pause (a tarpit). A client that floods waits
+    for each answer before its next request, so it cannot turn our fast refusals into a flood of
+    work; the pause costs the server a sleeping coroutine, not CPU. Normal clients never see it."""
+    max_connections: int = 1000
+    """Connections served at once (uvicorn's limit_concurrency); more are answered 503 at once."""
 
     def __post_init__(self):
         if self.registration not in ("open", "closed", "admin"):
@@ -95,7 +104,8 @@ class RequestGuard:
     2. a body that is not JSON (a cross-site form or `text/plain` post) → 415;
     3. `authenticate(scope)` → a status and message to refuse with, or None to go on
        (it runs on headers alone, so an unauthenticated client cannot make us read its body);
-    and on the way out it adds the security headers to every response.
+    and on the way out it adds the security headers to every response, and holds back refusals
+    (401, 413, 429, wherever they come from) for `refusal_delay_s`.
     """
 
     def __init__(self, app, limits: ServiceLimits, authenticate: Callable[[dict], tuple[int, str, list] | None]):
@@ -107,6 +117,8 @@ class RequestGuard:
 
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
+                if message["status"] in TARPITTED and self.limits.refusal_delay_s > 0:
+                    await asyncio.sleep(self.limits.refusal_delay_s)
                 message = {**message, "headers": [*message.get("headers", []), *SECURITY_HEADERS]}
             await send(message)
 
