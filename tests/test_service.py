@@ -19,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from plusrl.serving.app import Models, create_app
+from plusrl.serving.guard import ServiceLimits
 from plusrl.serving.store import Store
 from plusrl.serving.summary_worker import SummarizerUnavailable, SummaryWorker
 
@@ -301,6 +302,17 @@ def test_bodies_over_the_limit_are_refused_before_parsing_or_auth(client):
     assert r.status_code == 415
 
 
+def test_refusals_are_held_back_so_a_flooding_client_waits_for_each(tmp_path, models):
+    limits = ServiceLimits(refusal_delay_s=0.5)
+    with TestClient(create_app(Store(tmp_path / "t.db"), models, admin_token=ADMIN, limits=limits)) as c:
+        clock = time.perf_counter()
+        assert c.get("/api/users/x/summary").status_code == 401
+        assert time.perf_counter() - clock >= 0.5
+        clock = time.perf_counter()
+        assert c.get("/api/health").status_code == 200
+        assert time.perf_counter() - clock < 0.5  # answers that are not refusals are not held
+
+
 def test_errors_do_not_echo_inputs_and_bad_values_are_4xx_not_500(client):
     uid, auth = _user(client)
     r = client.post("/api/users", json={"name": "n" * 500_000})
@@ -363,7 +375,6 @@ def test_a_user_exports_deletes_and_rotates_what_is_theirs(client, tmp_path):
 
 
 def test_operator_quotas_rate_limits_and_registration(tmp_path, models):
-    from plusrl.serving.guard import ServiceLimits
     from plusrl.serving.store import Quotas
 
     store = Store(tmp_path / "q.db", Quotas(max_context_items=2, max_context_bytes=10_000, max_summary_versions=2))
