@@ -3,6 +3,7 @@
     plusrl train --method btl --dataset pets [--config RECIPE.yaml] [key.sub=value ...]
     plusrl eval --run-dir runs/pets-btl [--dataset pets-ood]
     plusrl table runs/pets-btl runs/pets-oracle
+    plusrl export runs/pets-plus --out exported/pets-plus       (PEFT adapter, reward model, model card)
     plusrl data validate FILE | plusrl data build-pets --out DIR
     plusrl models prepare
     plusrl summarize --context ME.json [--run-dir RUN]        (one user's summary)
@@ -58,6 +59,12 @@ def _eval(args: argparse.Namespace) -> None:
     from plusrl.eval.runs import evaluate_run, print_table
 
     print_table(evaluate_run(Path(args.run_dir), args.dataset or None, args.max_records))
+
+
+def _export(args: argparse.Namespace) -> None:
+    from plusrl.export import export_run
+
+    print(f"exported to {export_run(args.run_dir, args.out, args.summaries)}")
 
 
 def _table(args: argparse.Namespace) -> None:
@@ -304,6 +311,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", action="append", help="dataset whose test split to score (repeatable)")
     p.add_argument("--max-records", type=int, default=0)
     p.set_defaults(func=_eval)
+
+    p = sub.add_parser("export", help="a trained run as a PEFT adapter, a from_pretrained reward model and a model card")
+    p.add_argument("run_dir")
+    p.add_argument("--out", required=True, help="a new folder")
+    p.add_argument("--summaries", action="store_true", help="also the run's held-out summaries (summaries.json)")
+    p.set_defaults(func=_export)
 
     p = sub.add_parser("table", help="one accuracy table from several evaluated runs")
     p.add_argument("run_dirs", nargs="+")

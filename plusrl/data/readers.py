@@ -48,14 +48,21 @@ def read_user_context(path: str | os.PathLike) -> UserContext:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise DataError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from None
+    return parse_user_context(raw, str(path))
+
+
+def parse_user_context(raw, where: str = "context") -> UserContext:
+    """{"user_id": ..., "context": [items]} or just the list of items, as parsed JSON."""
+    if isinstance(raw, UserContext):
+        return raw
     if isinstance(raw, list):
         raw = {"context": raw}
     if not isinstance(raw, dict):
-        raise DataError(f"{path}: expected an object with a 'context' list, or a list of context items")
+        raise DataError(f"{where}: expected an object with a 'context' list, or a list of context items")
     try:
         return UserContext.model_validate({k: v for k, v in raw.items() if k in ("user_id", "context")})
     except ValidationError as err:
-        raise DataError(f"{path}: {_describe(err)}") from None
+        raise DataError(f"{where}: {_describe(err)}") from None
 
 
 def iter_jsonl(path: Path) -> Iterator[tuple[str, object]]:
