@@ -17,7 +17,7 @@ from plusrl.models.summarizer import (
     selected_logprobs,
 )
 from plusrl.training.checkpoint import latest_checkpoint
-from plusrl.training.plus import PlusConfig, train_plus
+from plusrl.training.plus import PlusConfig, build, train_plus
 
 TINY_PLUS = [
     "iterations=2",
@@ -119,6 +119,14 @@ def test_sampling_from_a_shared_prompt_prefix_gives_the_policy_log_probs():
         expected_reference = _full_pass_logprobs(summarizer, prompt_ids, prompt_mask, rollout)
     torch.testing.assert_close(reference[mask], expected_reference[mask], atol=1e-4, rtol=1e-4)
     assert (reference[mask] - logprobs[mask]).abs().max() > 1e-3  # the adapters do change the policy
+
+
+def test_build_trains_only_the_adapters_and_value_head_of_the_summarizer(tmp_path):
+    run = build(load_config(PlusConfig, None, [*TINY_PLUS, "data.max_train_records=8", f"output_dir={tmp_path}"]))
+    trained = [n for n, p in run.summarizer.named_parameters() if p.requires_grad]
+    assert trained and all("lora_" in n or n.startswith("value_head") for n in trained)
+    assert sum(p.numel() for p in run.actor.params) < 0.1 * sum(p.numel() for p in run.summarizer.parameters())
+    assert all(p.requires_grad for p in run.reward_model.parameters())  # lora_rank=0: the whole reward model
 
 
 @pytest.mark.slow

@@ -231,8 +231,10 @@ def build(cfg: PlusConfig, resume: bool = False) -> PlusRun:
     if cfg.reward_model_init:
         reward_model.load_trained(load_file(RunDir(cfg.reward_model_init).checkpoint() / REWARD_MODEL
                                             / RewardModel.weights_file))
-    summarizer.requires_grad_(spec.train_summarizer)
-    reward_model.requires_grad_(spec.train_reward_model)
+    if not spec.train_summarizer:  # (a trained one keeps the grad flags its LoRA set: adapters and value head)
+        summarizer.requires_grad_(False)
+    if not spec.train_reward_model:
+        reward_model.requires_grad_(False)
     n_summaries = cfg.rollout_batch_size * cfg.ppo.group
     actor = rm = None
     if spec.train_summarizer:
