@@ -192,17 +192,11 @@ def _judge(args: argparse.Namespace) -> None:
 
 
 def _personalize(args: argparse.Namespace) -> None:
-    from plusrl.eval.accuracy import score_responses
-    from plusrl.eval.zero_shot import personalize, win_table
+    from plusrl.eval.zero_shot import personalize, score_with_oracle, win_table
+
     records = _records(args)
-    oracle_rm = RunDir(args.oracle_run).reward_model()
     rows = personalize(_backend(args), records, _summaries_for(args, records))
-    oracle = [r.oracle or "" for r in records]
-    prompts = [r.prompt for r in records]
-    default = score_responses(oracle_rm, oracle, prompts, [r["default"] for r in rows])
-    personal = score_responses(oracle_rm, oracle, prompts, [r["personalized"] for r in rows])
-    for row, d, p in zip(rows, default.tolist(), personal.tolist()):
-        row["reward_default"], row["reward_personalized"] = d, p
+    rows = score_with_oracle(rows, records, RunDir(args.oracle_run).reward_model())
     table = win_table(rows)
     _write_rows(Path(args.out), "personalize", rows, table)
     _print_rows("Win rate of personalized over default responses, oracle-RM judged (Table 8 layout)", table,

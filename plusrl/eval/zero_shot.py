@@ -149,6 +149,19 @@ def personalize(backend: ChatBackend, records: list[Record], summaries: list[str
             for i, (r, s) in enumerate(zip(records, summaries))]
 
 
+def score_with_oracle(rows: list[dict], records: list[Record], oracle_rm) -> list[dict]:
+    """Alg. 3, judging half: the oracle reward model (conditioned on each user's true preference)
+    scores the default and the personalized response; adds `reward_default`/`reward_personalized`."""
+    from plusrl.eval.accuracy import score_responses
+
+    oracle = [r.oracle or "" for r in records]
+    prompts = [r.prompt for r in records]
+    default = score_responses(oracle_rm, oracle, prompts, [r["default"] for r in rows])
+    personal = score_responses(oracle_rm, oracle, prompts, [r["personalized"] for r in rows])
+    return [{**row, "reward_default": d, "reward_personalized": p}
+            for row, d, p in zip(rows, default.tolist(), personal.tolist(), strict=True)]
+
+
 def win_table(rows: list[dict]) -> list[dict]:
     """Table 8 layout: how often the personalized response out-scores the default one."""
     table = []
