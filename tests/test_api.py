@@ -28,7 +28,7 @@ CONTEXT = [{"kind": "pair", "prompt": PROMPT, "chosen": "Dogs can learn a hundre
 def oracle_run(tmp_path_factory):
     cfg = load_config(RewardTrainConfig, None, [
         "method=oracle", "data.max_train_records=32", "optim.batch_size=16", "model.max_length=64",
-        "model.similarity_weight=5.0", "data.max_eval_records=8",
+        "model.similarity_weight=5.0", "data.max_eval_records=8", "report_to=none",
         f"output_dir={tmp_path_factory.mktemp('runs') / 'oracle'}"])
     run_dir = train_reward_model(cfg)
     evaluate_run(run_dir)
@@ -46,6 +46,7 @@ def test_import_plusrl_is_light_and_names_its_api():
 def test_the_reward_model_scores_as_the_run_does_from_the_run_and_from_an_export(oracle_run, tmp_path):
     expected = score_responses(RunDir(oracle_run).reward_model(), [summary_conditioning("I love dogs.")] * 3,
                                [PROMPT] * 3, RESPONSES).tolist()
+    assert not (oracle_run / "tb").exists() and (oracle_run / "metrics.jsonl").is_file()  # report_to=none
     from_run = PersonalizedRewardModel.from_pretrained(oracle_run)
     assert from_run.score("I love dogs.", PROMPT, RESPONSES) == pytest.approx(expected, abs=1e-5)
     assert from_run.score("I love dogs.", PROMPT, []) == []
@@ -121,3 +122,31 @@ print(json.dumps([s, PersonalizedRewardModel.from_pretrained({str(out)!r}).score
                                                             text=True, check=True).stdout.strip().splitlines()[-1])
     assert fresh_summary == summary
     assert torch.allclose(torch.tensor(fresh_scores), torch.tensor(scores), atol=1e-4)
+
+
+def test_the_trl_reward_function_scores_each_completion_under_its_rows_user(oracle_run):
+    from plusrl.integrations.trl import PersonalizedReward
+    from plusrl.models.summarizer import Summarizer as SummarizerModel
+    from plusrl.models.summarizer import SummarizerConfig
+
+    reward_model = PersonalizedRewardModel.from_pretrained(oracle_run)
+    writer = Summarizer(SummarizerModel(SummarizerConfig(max_summary_tokens=4, lora_rank=0)), prompts="pets")
+    reward = PersonalizedReward(reward_model, summarizer=writer)
+    assert reward.__name__ == "plusrl_personalized_reward"  # TRL names its logged columns by it
+    summaries = ["I love dogs.", "I love cats.", "I love dogs."]
+    got = reward(prompts=[PROMPT] * 3, completions=RESPONSES, summary=summaries, trainer_state=None)
+    expected = [reward_model.score(s, PROMPT, [r])[0] for s, r in zip(summaries, RESPONSES)]
+    assert got == pytest.approx(expected, abs=1e-5)
+
+    conversational = reward(prompts=[[{"role": "user", "content": PROMPT}]] * 3,
+                            completions=[[{"role": "assistant", "content": r}] for r in RESPONSES], summary=summaries)
+    assert conversational == pytest.approx(expected, abs=1e-5)
+
+    calls = []
+    summarize = writer.summarize
+    writer.summarize = lambda contexts, **kw: calls.append(len(contexts)) or summarize(contexts, **kw)
+    by_context = reward(prompts=[PROMPT] * 3, completions=RESPONSES, context=[CONTEXT, CONTEXT, CONTEXT[:1]])
+    again = reward(prompts=[PROMPT] * 3, completions=RESPONSES, context=[CONTEXT] * 3)
+    assert calls == [1] and len(by_context) == 3 and again == by_context  # one distinct context, summarized once
+    with pytest.raises(KeyError, match="'summary' or a 'context' column"):
+        reward(prompts=[PROMPT], completions=RESPONSES[:1])

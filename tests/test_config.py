@@ -1,5 +1,7 @@
 """Recipes load into typed dataclasses; CLI overrides win; mistakes are named."""
 
+import importlib.util
+
 import pytest
 
 from plusrl.config import ConfigError, load_config, to_yaml
@@ -72,3 +74,9 @@ def test_the_method_picks_the_config_class_and_evaluation_defaults_to_the_traini
     oracle = method_config(recipe, ["method=oracle", "data.eval_datasets=[pets-ood]"])  # the last method= wins
     assert isinstance(oracle, RewardTrainConfig) and oracle.data.evaluated == ["pets-ood"]
     assert oracle.data.prompts == "generic"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("wandb") is not None, reason="wandb is installed here")
+def test_a_tracker_that_is_not_installed_fails_when_the_config_loads():
+    with pytest.raises(ConfigError, match="report_to=wandb needs the wandb package"):
+        method_config(None, ["method=oracle", "report_to=wandb"])

@@ -47,7 +47,7 @@ from plusrl.training.losses import (
     value_loss,
 )
 from plusrl.training.reward import DataConfig, OptimConfig
-from plusrl.training.run_context import RunContext, Updates, adamw_updates, cosine_schedule
+from plusrl.training.run_context import RunContext, Updates, adamw_updates, check_tracker_installed, cosine_schedule
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,9 @@ class PlusConfig:
     output_dir: str = ""
     seed: int = 0
     precision: Literal["auto", "bf16", "fp32"] = "auto"
+    report_to: Literal["tensorboard", "wandb", "mlflow", "none"] = "tensorboard"
+    """Where metrics go besides metrics.jsonl, through accelerate's trackers (wandb and mlflow
+    must be installed; tensorboard writes to <run>/tb)."""
     iterations: int = 20
     rollout_batch_size: int = 32
     """N: (context, pair) tuples per iteration (global)."""
@@ -116,6 +119,7 @@ class PlusConfig:
     summaries, `batch_size` pairs per step (global)."""
 
     def __post_init__(self):
+        check_tracker_installed(self.report_to)
         if not method_spec(self.method).train_reward_model and not self.reward_model_init:
             raise ValueError(f"{self.method} keeps the reward model static: give reward_model_init=<run folder>")
         if min(self.iterations, self.rollout_batch_size, self.sample_every, self.save_every) < 1:

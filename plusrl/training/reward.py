@@ -29,7 +29,7 @@ from plusrl.training.losses import (
     gaussian_kl,
     preference_accuracy,
 )
-from plusrl.training.run_context import RunContext, adamw_updates
+from plusrl.training.run_context import RunContext, adamw_updates, check_tracker_installed
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,9 @@ class RewardTrainConfig:
     seed: int = 0
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     """auto: bf16 where the hardware runs it fast, else fp32."""
+    report_to: Literal["tensorboard", "wandb", "mlflow", "none"] = "tensorboard"
+    """Where metrics go besides metrics.jsonl, through accelerate's trackers (wandb and mlflow
+    must be installed; tensorboard writes to <run>/tb)."""
     log_every: int = 10
     save_every: int = 50
     """Checkpoint every N optimizer steps (and at the end)."""
@@ -102,6 +105,9 @@ class RewardTrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: RewardModelConfig = field(default_factory=RewardModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+
+    def __post_init__(self):
+        check_tracker_installed(self.report_to)
 
 
 def train_reward_model(cfg: RewardTrainConfig, resume: bool = False) -> Path:

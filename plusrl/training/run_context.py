@@ -3,6 +3,8 @@ trackers, metrics.jsonl and atomic checkpoints of models, optimizers, schedulers
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 import json
 import math
 from collections.abc import Callable
@@ -54,6 +56,23 @@ def adamw_updates(model: torch.nn.Module, optim, total_steps: int) -> Updates:
     return Updates(optimizer, cosine_schedule(optimizer, optim.warmup_ratio, total_steps), params, optim.max_grad_norm)
 
 
+def check_tracker_installed(report_to: str) -> None:
+    """Fail when the config loads, not after the models have: wandb and mlflow are optional installs."""
+    if report_to in ("wandb", "mlflow") and importlib.util.find_spec(report_to) is None:
+        raise ValueError(f"report_to={report_to} needs the {report_to} package: pip install {report_to}")
+
+
+def _flat(config: dict, prefix: str = "") -> dict:
+    """{'ppo': {'kl_coef': 0.1}} → {'ppo.kl_coef': 0.1}: what trackers show as hyperparameters."""
+    out = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out |= _flat(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value if isinstance(value, (int, float, str, bool)) else str(value)
+    return out
+
+
 class RunContext:
     """One training run's folder and process group. `step_key` names the counter in its logs
     ("iteration" for PLUS, "step" for reward models)."""
@@ -63,7 +82,8 @@ class RunContext:
         self.run = RunDir(run_folder(cfg.output_dir, cfg.data.dataset, cfg.method, resume))
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.accelerator = Accelerator(mixed_precision=resolve_precision(cfg.precision, device),
-                                       log_with="tensorboard", project_dir=str(self.run.path))
+                                       log_with=None if cfg.report_to == "none" else cfg.report_to,
+                                       project_dir=str(self.run.path))
         seed_everything(cfg.seed)
 
     @property
@@ -88,7 +108,10 @@ class RunContext:
         if self.is_main:
             self.run.path.mkdir(parents=True, exist_ok=True)
             self.run.config_file.write_text(to_yaml(self.cfg))
-        self.accelerator.init_trackers("tb")
+        if self.cfg.report_to == "tensorboard":
+            self.accelerator.init_trackers("tb")  # <run>/tb
+        elif self.cfg.report_to != "none":
+            self.accelerator.init_trackers(f"plusrl-{self.cfg.method}", config=_flat(dataclasses.asdict(self.cfg)))
         return start
 
     def log(self, step: int, stats: dict) -> None:

@@ -1,0 +1,1 @@
+"""plusrl inside other training stacks (TRL)."""

@@ -1,0 +1,69 @@
+"""plusrl as a reward function for TRL's GRPOTrainer: personalized rewards for policy training.
+
+    from trl import GRPOConfig, GRPOTrainer
+    from plusrl.integrations.trl import PersonalizedReward
+
+    reward = PersonalizedReward("runs/pets-plus")            # a run folder or a `plusrl export` folder
+    trainer = GRPOTrainer(model=..., reward_funcs=[reward], train_dataset=dataset, args=GRPOConfig(...))
+
+Each dataset row names its user by a `summary` column (text), or by a `context` column (the
+JSON a user gives `plusrl summarize`), summarized once per distinct context with the run's
+summarizer and cached. Each completion is scored under its own row's summary.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from plusrl.api import PersonalizedRewardModel, Summarizer
+
+
+def _text(message) -> str:
+    """A plain string, or the last message's content of a conversational prompt/completion."""
+    if isinstance(message, str):
+        return message
+    return message[-1]["content"] if message else ""
+
+
+class PersonalizedReward:
+    """reward_funcs entry: r(completion | the row's user summary), one float per completion."""
+
+    def __init__(self, run: str | Path | PersonalizedRewardModel, summarizer: str | Path | Summarizer | None = None,
+                 summary_column: str = "summary", context_column: str = "context"):
+        self.reward_model = run if isinstance(run, PersonalizedRewardModel) else PersonalizedRewardModel.from_pretrained(run)
+        self._summarizer_source = summarizer if summarizer is not None else (None if isinstance(run, PersonalizedRewardModel)
+                                                                             else run)
+        self._summarizer: Summarizer | None = None
+        self.summary_column, self.context_column = summary_column, context_column
+        self._summaries: dict[str, str] = {}  # context JSON → its summary
+        self.__name__ = "plusrl_personalized_reward"  # TRL logs each reward function under its __name__
+
+    def summaries_for(self, contexts: list) -> list[str]:
+        """Summaries of contexts, each written once and then cached."""
+        keys = [json.dumps(c, sort_keys=True) for c in contexts]
+        if missing := [k for k in dict.fromkeys(keys) if k not in self._summaries]:
+            if self._summarizer is None:
+                if self._summarizer_source is None:
+                    raise ValueError("rows give a context but no summarizer was given to summarize it")
+                self._summarizer = (self._summarizer_source if isinstance(self._summarizer_source, Summarizer)
+                                    else Summarizer.from_pretrained(self._summarizer_source))
+            self._summaries.update(zip(missing, self._summarizer.summarize([json.loads(k) for k in missing])))
+        return [self._summaries[k] for k in keys]
+
+    def __call__(self, prompts: list, completions: list, **columns) -> list[float]:
+        if self.summary_column in columns:
+            summaries = list(columns[self.summary_column])
+        elif self.context_column in columns:
+            summaries = self.summaries_for(columns[self.context_column])
+        else:
+            raise KeyError(f"each row needs a {self.summary_column!r} or a {self.context_column!r} column")
+        rewards = [0.0] * len(completions)
+        groups: dict[tuple[str, str], list[int]] = {}  # rows sharing a (summary, prompt) are scored together
+        for i, (summary, prompt) in enumerate(zip(summaries, prompts, strict=True)):
+            groups.setdefault((summary, _text(prompt)), []).append(i)
+        for (summary, prompt), rows in groups.items():
+            scores = self.reward_model.score(summary, prompt, [_text(completions[i]) for i in rows])
+            for i, score in zip(rows, scores):
+                rewards[i] = score
+        return rewards
