@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -31,6 +32,19 @@ def oracle_run(tmp_path_factory):
         "model.similarity_weight=5.0", "data.max_eval_records=8", "report_to=none",
         f"output_dir={tmp_path_factory.mktemp('runs') / 'oracle'}"])
     run_dir = train_reward_model(cfg)
+    evaluate_run(run_dir)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def plus_run(tmp_path_factory):
+    """A tiny trained and evaluated PLUS run (slow tests only: ~1 min)."""
+    tmp_path = tmp_path_factory.mktemp("plus")
+    cfg = load_config(PlusConfig, None, [
+        "iterations=2", "rollout_batch_size=4", "ppo.advantage_estimator=rloo", "ppo.group_size=2", "ppo.kl_coef=0",
+        "ppo.minibatch_size=8", "ppo.actor_lr=1e-3", "rm_optim.batch_size=8", "summarizer.max_summary_tokens=8",
+        "summarizer.lora_rank=4", "reward_model.max_length=64", "data.max_eval_records=4", f"output_dir={tmp_path / 'run'}"])
+    run_dir = train_plus(cfg)
     evaluate_run(run_dir)
     return run_dir
 
@@ -74,13 +88,8 @@ def test_a_folder_without_a_summarizer_and_a_bad_context_are_clear_errors(tmp_pa
 
 
 @pytest.mark.slow
-def test_an_exported_plus_run_loads_in_a_fresh_process_with_peft_and_transformers_alone(tmp_path):
-    cfg = load_config(PlusConfig, None, [
-        "iterations=2", "rollout_batch_size=4", "ppo.advantage_estimator=rloo", "ppo.group_size=2", "ppo.kl_coef=0",
-        "ppo.minibatch_size=8", "ppo.actor_lr=1e-3", "rm_optim.batch_size=8", "summarizer.max_summary_tokens=8",
-        "summarizer.lora_rank=4", "reward_model.max_length=64", "data.max_eval_records=4", f"output_dir={tmp_path / 'run'}"])
-    run_dir = train_plus(cfg)
-    evaluate_run(run_dir)
+def test_an_exported_plus_run_loads_in_a_fresh_process_with_peft_and_transformers_alone(plus_run, tmp_path):
+    run_dir = plus_run
     summary = Summarizer.from_pretrained(run_dir).summarize([CONTEXT])[0]
     scores = PersonalizedRewardModel.from_pretrained(run_dir).score(summary, PROMPT, RESPONSES)
 
@@ -150,3 +159,15 @@ def test_the_trl_reward_function_scores_each_completion_under_its_rows_user(orac
     assert calls == [1] and len(by_context) == 3 and again == by_context  # one distinct context, summarized once
     with pytest.raises(KeyError, match="'summary' or a 'context' column"):
         reward(prompts=[PROMPT], completions=RESPONSES[:1])
+
+
+@pytest.mark.slow
+def test_the_trl_grpo_example_trains_a_policy_two_steps_on_the_runs_reward(plus_run, tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+    import trl_grpo_pets
+
+    result = trl_grpo_pets.main(["--run", str(plus_run), "--steps", "2", "--completion-tokens", "8",
+                                 "--out", str(tmp_path / "grpo")])
+    assert set(result["summaries"]) == {"dogs", "cats"} and all(result["summaries"].values())
+    assert 0.0 <= result["preferred_share_after"] <= 1.0 and len(result["answers_after"]) == 8
+    assert len(result["mean_reward_last_steps"]) >= 1 and json.loads((tmp_path / "grpo" / "result.json").read_text())
