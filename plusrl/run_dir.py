@@ -13,12 +13,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from plusrl.training.checkpoint import latest_checkpoint
+
+# PLUS config keys of runs trained before session 7, and where their values live now
+_RENAMED = {"rm_minibatch_size": "rm_optim.batch_size", "rm_epochs": "rm_optim.epochs"}
+_DROPPED = {"train_summarizer", "train_reward_model", "log_every"}  # the method says what trains
 
 REWARD_MODEL = "model"
 SUMMARIZER = "summarizer"
@@ -76,7 +82,11 @@ class RunDir:
         from plusrl.methods import method_spec
 
         config_class, _ = method_spec(self.method()).trainer_api()
-        return load_config(config_class, self.config_file)
+        data = yaml.safe_load(self.config_file.read_text()) or {}
+        fields = {f.name for f in dataclasses.fields(config_class)}
+        renamed = [(_RENAMED[key], value) for key, value in data.items() if key in _RENAMED and key not in fields]
+        items = _upgraded(data, fields) + renamed  # last wins: an old run's own value over the section default
+        return load_config(config_class, None, [f"{key}={json.dumps(value)}" for key, value in items])
 
     def has_summarizer(self) -> bool:
         ckpt = self.latest()
@@ -94,3 +104,17 @@ class RunDir:
         if not self.has_summarizer():
             raise FileNotFoundError(f"{self.path}: no checkpoint with a summarizer (train a PLUS method)")
         return Summarizer.load(self.checkpoint() / SUMMARIZER)
+
+
+def _upgraded(data: dict, fields: set[str], prefix: str = "") -> list[tuple[str, object]]:
+    """A saved config as dotted (key, value) overrides; top-level keys of older PLUS runs that
+    are no longer fields of the config class are renamed or dropped."""
+    items = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            items += _upgraded(value, fields, f"{prefix}{key}.")
+        elif prefix or key in fields:
+            items.append((f"{prefix}{key}", value))
+        elif key not in _DROPPED and key not in _RENAMED:
+            items.append((key, value))  # unknown: load_config names it
+    return items

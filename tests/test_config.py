@@ -80,3 +80,14 @@ def test_the_method_picks_the_config_class_and_evaluation_defaults_to_the_traini
 def test_a_tracker_that_is_not_installed_fails_when_the_config_loads():
     with pytest.raises(ConfigError, match="report_to=wandb needs the wandb package"):
         method_config(None, ["method=oracle", "report_to=wandb"])
+
+
+def test_a_plus_run_saved_before_the_registry_still_loads(tmp_path):
+    from plusrl.run_dir import RunDir
+
+    old = PlusConfig()
+    text = to_yaml(old).replace("method: plus\n", "method: plus-untrained\ntrain_summarizer: false\n"
+                                "train_reward_model: true\nrm_epochs: 2\nrm_minibatch_size: 8\nlog_every: 1\n")
+    (tmp_path / "config.yaml").write_text(text)
+    cfg = RunDir(tmp_path).config()
+    assert cfg.method == "plus-untrained" and (cfg.rm_optim.batch_size, cfg.rm_optim.epochs) == (8, 2)
