@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import yaml
 from plusrl.training.checkpoint import latest_checkpoint
 
 # PLUS config keys of runs trained before session 7, and where their values live now
-_RENAMED = {"rm_minibatch_size": "rm_optim.batch_size", "rm_epochs": "rm_optim.epochs"}
+_RENAMED = {"rm_minibatch_size": ("rm_optim", "batch_size"), "rm_epochs": ("rm_optim", "epochs")}
 _DROPPED = {"train_summarizer", "train_reward_model", "log_every"}  # the method says what trains
 
 REWARD_MODEL = "model"
@@ -71,22 +70,28 @@ class RunDir:
         return ckpt
 
     # -- what is in it
-    def method(self) -> str:
+    def _saved_config(self) -> dict:
         if not self.config_file.is_file():
             raise FileNotFoundError(f"{self.path}: no config.yaml; is this a plusrl run folder?")
-        return (yaml.safe_load(self.config_file.read_text()) or {}).get("method", "btl")
+        return yaml.safe_load(self.config_file.read_text()) or {}
+
+    def method(self) -> str:
+        return self._saved_config().get("method", "btl")
 
     def config(self):
-        """The run's config, as the class its method trains with."""
-        from plusrl.config import load_config
+        """The run's config, as the class its method trains with (older PLUS keys upgraded)."""
+        from plusrl.config import from_dict
         from plusrl.methods import method_spec
 
-        config_class, _ = method_spec(self.method()).trainer_api()
-        data = yaml.safe_load(self.config_file.read_text()) or {}
+        data = self._saved_config()
+        config_class, _ = method_spec(data.get("method", "btl")).trainer_api()
         fields = {f.name for f in dataclasses.fields(config_class)}
-        renamed = [(_RENAMED[key], value) for key, value in data.items() if key in _RENAMED and key not in fields]
-        items = _upgraded(data, fields) + renamed  # last wins: an old run's own value over the section default
-        return load_config(config_class, None, [f"{key}={json.dumps(value)}" for key, value in items])
+        for old, (section, key) in _RENAMED.items():
+            if old in data and old not in fields:
+                data.setdefault(section, {})[key] = data.pop(old)
+        for old in _DROPPED - fields:
+            data.pop(old, None)
+        return from_dict(config_class, data)  # fields added since the run keep their defaults
 
     def has_summarizer(self) -> bool:
         ckpt = self.latest()
@@ -105,16 +110,3 @@ class RunDir:
             raise FileNotFoundError(f"{self.path}: no checkpoint with a summarizer (train a PLUS method)")
         return Summarizer.load(self.checkpoint() / SUMMARIZER)
 
-
-def _upgraded(data: dict, fields: set[str], prefix: str = "") -> list[tuple[str, object]]:
-    """A saved config as dotted (key, value) overrides; top-level keys of older PLUS runs that
-    are no longer fields of the config class are renamed or dropped."""
-    items = []
-    for key, value in data.items():
-        if isinstance(value, dict):
-            items += _upgraded(value, fields, f"{prefix}{key}.")
-        elif prefix or key in fields:
-            items.append((f"{prefix}{key}", value))
-        elif key not in _DROPPED and key not in _RENAMED:
-            items.append((key, value))  # unknown: load_config names it
-    return items

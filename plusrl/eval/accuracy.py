@@ -25,7 +25,7 @@ def score_pairs(
         batch = records[start : start + batch_size]
         cond = None if conditionings is None else conditionings[start : start + batch_size]
         enc = model.encode_pairs(batch, cond)
-        rewards = model.expected_reward(enc, batch + batch).float().cpu()  # chosen rows, then rejected rows
+        rewards = model.expected_reward(enc, batch).float().cpu()  # chosen rows, then rejected rows
         chosen.append(rewards[: len(batch)])
         rejected.append(rewards[len(batch) :])
         n_truncated += enc.n_truncated

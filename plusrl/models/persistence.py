@@ -35,9 +35,14 @@ class TrainedWeights:
         (folder / self.config_file).write_text(json.dumps(asdict(self.config), indent=2))
 
     @classmethod
+    def load_config(cls, folder: str | Path):
+        """The config saved beside the weights, without building the model."""
+        return cls.config_class(**json.loads((Path(folder) / cls.config_file).read_text()))
+
+    @classmethod
     def load(cls, folder: str | Path):
         folder = Path(folder)
-        model = cls(cls.config_class(**json.loads((folder / cls.config_file).read_text())))
+        model = cls(cls.load_config(folder))
         model.load_trained(load_file(folder / cls.weights_file))
         return model
 

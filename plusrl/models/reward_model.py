@@ -236,8 +236,12 @@ class RewardModel(TrainedWeights, nn.Module):
 
     def expected_reward(self, batch: EncodedBatch, records=None) -> torch.Tensor:
         """The reward that ranks responses, one per row: a distributional (DPL) head's mean; with a
-        user latent (VPL), the reward at the posterior mean of the latent of `records[row]`'s user."""
-        latent = self.user_latent(records)[0] if self.user_encoder is not None else None
+        user latent (VPL), the reward at the posterior mean of each row's user. The rows are
+        `records` in order, repeated (encode_pairs: the chosen rows, then the rejected rows), so
+        each user's latent is inferred once."""
+        latent = None
+        if self.user_encoder is not None:
+            latent = self.user_latent(records)[0].repeat(batch.input_ids.shape[0] // len(records), 1)
         out = self(batch, latent)
         return out[..., 0] if self.config.n_outputs > 1 else out
 

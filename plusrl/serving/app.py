@@ -13,7 +13,6 @@ data: export it, delete it, rotate their token.
 
 
 import asyncio
-import json
 import logging
 import os
 import secrets
@@ -59,7 +58,7 @@ class Models:
             if not run.has_summarizer():
                 raise FileNotFoundError(f"{model_dir}: no PLUS checkpoint with a summarizer (train --method plus)")
             summarizer_dir, self.reward_model = run.checkpoint() / SUMMARIZER, run.reward_model()
-            self.summarizer_config = SummarizerConfig(**json.loads((summarizer_dir / Summarizer.config_file).read_text()))
+            self.summarizer_config = Summarizer.load_config(summarizer_dir)
         else:
             log.warning("no --model-dir: embedded summarizer and an untrained reward model (scores are not meaningful)")
             summarizer_dir, self.reward_model, self.summarizer_config = None, RewardModel(RewardModelConfig()), SummarizerConfig()

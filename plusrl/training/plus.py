@@ -145,10 +145,18 @@ class PlusRun:
     def prompts(self) -> str:
         return self.cfg.data.prompts
 
+    @property
+    def models(self) -> dict[str, torch.nn.Module]:
+        """What a checkpoint holds, by its folder."""
+        return {SUMMARIZER: self.summarizer, REWARD_MODEL: self.reward_model}
+
+    @property
+    def updates(self) -> dict[str, Updates]:
+        """The optimizers that run (a frozen model has none), by the name its checkpoint state uses."""
+        return {name: u for name, u in (("actor", self.actor), ("rm", self.rm)) if u is not None}
+
     def checkpoint(self, iteration: int) -> None:
-        updates = {name: u for name, u in (("actor", self.actor), ("rm", self.rm)) if u is not None}
-        self.ctx.save(iteration, {SUMMARIZER: self.summarizer, REWARD_MODEL: self.reward_model},
-                      {k: u.optimizer for k, u in updates.items()}, {k: u.scheduler for k, u in updates.items()})
+        self.ctx.save(iteration, self.models, self.updates)
 
 
 def train_plus(cfg: PlusConfig, resume: bool = False) -> Path:
@@ -254,14 +262,10 @@ def build(cfg: PlusConfig, resume: bool = False) -> PlusRun:
         rm = adamw_updates(reward_model, cfg.rm_optim, cfg.iterations * cfg.rm_optim.epochs
                            * math.ceil(n_summaries / cfg.rm_optim.batch_size))
     summarizer_forward, reward_forward = ctx.accelerator.prepare(summarizer, reward_model)
-    for updates in (actor, rm):
-        if updates is not None:
-            updates.optimizer, updates.scheduler = ctx.accelerator.prepare(updates.optimizer, updates.scheduler)
     run = PlusRun(cfg, ctx, records, summarizer, reward_model, summarizer_forward, reward_forward, actor, rm, 0)
-    updates = {name: u for name, u in (("actor", actor), ("rm", rm)) if u is not None}
-    run.start = ctx.start(lambda ckpt: ctx.load(ckpt, {SUMMARIZER: summarizer, REWARD_MODEL: reward_model},
-                                                {k: u.optimizer for k, u in updates.items()},
-                                                {k: u.scheduler for k, u in updates.items()}))
+    for updates in run.updates.values():
+        updates.optimizer, updates.scheduler = ctx.accelerator.prepare(updates.optimizer, updates.scheduler)
+    run.start = ctx.start(lambda ckpt: ctx.load(ckpt, run.models, run.updates))
     return run
 
 

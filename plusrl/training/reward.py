@@ -132,8 +132,8 @@ def train_reward_model(cfg: RewardTrainConfig, resume: bool = False) -> Path:
     updates = adamw_updates(reward_model, cfg.optim, total_steps)
     forward, updates.optimizer, updates.scheduler = accelerator.prepare(reward_model, updates.optimizer,
                                                                         updates.scheduler)
-    models, optimizers, schedulers = {REWARD_MODEL: reward_model}, {"rm": updates.optimizer}, {"rm": updates.scheduler}
-    start_step = ctx.start(lambda ckpt: ctx.load(ckpt, models, optimizers, schedulers))
+    models, named_updates = {REWARD_MODEL: reward_model}, {"rm": updates}
+    start_step = ctx.start(lambda ckpt: ctx.load(ckpt, models, named_updates))
 
     # -- training loop: each process takes its share of each global batch
     n_truncated, n_seen = 0, 0
@@ -162,7 +162,7 @@ def train_reward_model(cfg: RewardTrainConfig, resume: bool = False) -> Path:
             bar.set_postfix(loss=f"{stats['rm/loss']:.3f}", acc=f"{stats['rm/accuracy']:.2f}")
             ctx.log(step, stats)
         if (step + 1) % cfg.save_every == 0 or step == total_steps - 1:
-            ctx.save(step + 1, models, optimizers, schedulers)
+            ctx.save(step + 1, models, named_updates)
 
     if n_truncated:
         log.warning("%d of %d reward-model inputs exceeded max_length=%d and were truncated", n_truncated, n_seen,

@@ -130,30 +130,30 @@ class RunContext:
             with self.run.samples_file.open("a") as f:
                 f.writelines(json.dumps(row) + "\n" for row in rows)
 
-    def save(self, step: int, models: dict[str, torch.nn.Module], optimizers: dict, schedulers: dict) -> None:
-        """Atomic checkpoint `step-N/`: each model's trained weights in its folder, and the trainer state."""
+    def save(self, step: int, models: dict[str, torch.nn.Module], updates: dict[str, Updates]) -> None:
+        """Atomic checkpoint `step-N/`: each model's trained weights in its folder, and the trainer
+        state (each optimizer and schedule by name, the RNG)."""
         self.accelerator.wait_for_everyone()
         if self.is_main:
             def write(folder: Path) -> None:
                 for name, model in models.items():
                     model.save(folder / name)
-                torch.save({self.step_key: step, "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
-                            "schedulers": {k: s.state_dict() for k, s in schedulers.items()}, "rng": rng_state()},
-                           folder / TRAINER_STATE)
+                torch.save({self.step_key: step, "optimizers": {k: u.optimizer.state_dict() for k, u in updates.items()},
+                            "schedulers": {k: u.scheduler.state_dict() for k, u in updates.items()},
+                            "rng": rng_state()}, folder / TRAINER_STATE)
 
             save_checkpoint(self.run.path, step, write)
 
-    def load(self, folder: Path, models: dict[str, torch.nn.Module], optimizers: dict, schedulers: dict) -> int:
+    def load(self, folder: Path, models: dict[str, torch.nn.Module], updates: dict[str, Updates]) -> int:
         """Restore what `save` wrote; returns the step it had reached."""
         from safetensors.torch import load_file
 
         for name, model in models.items():
             model.load_trained(load_file(folder / name / model.weights_file))
         state = torch.load(folder / TRAINER_STATE, weights_only=False)
-        for key, optimizer in optimizers.items():
-            optimizer.load_state_dict(state["optimizers"][key])
-        for key, scheduler in schedulers.items():
-            scheduler.load_state_dict(state["schedulers"][key])
+        for key, u in updates.items():
+            u.optimizer.load_state_dict(state["optimizers"][key])
+            u.scheduler.load_state_dict(state["schedulers"][key])
         set_rng_state(state["rng"])
         return state[self.step_key]
 
