@@ -163,8 +163,8 @@ def test_co_training_updates_both_models_and_evaluates_with_summaries(tmp_path):
 def test_plus_learns_the_reward_model_reads_fresh_summaries_and_the_return_rises(tmp_path):
     """Pets at CI size: each user's summary need only say which animal they chose. Over six
     iterations the reward model's accuracy on each fresh batch of summaries (before it trains on
-    them) and the summarizer's return must both rise, from chance (measured: accuracy 0.38 →
-    ~0.9, return -0.70 → -0.4 on the landed code)."""
+    them) and the summarizer's return must both rise, from chance (measured on the landed code:
+    mean accuracy 0.50 over the first 3 iterations → 0.81 over the last 3, return -0.685 → -0.363)."""
     cfg = load_config(PlusConfig, None, [
         "iterations=6", "rollout_batch_size=8", "ppo.advantage_estimator=rloo", "ppo.group_size=2", "ppo.kl_coef=0",
         "ppo.minibatch_size=16", "ppo.actor_lr=1e-4", "rm_optim.batch_size=8", "rm_optim.lr=3e-4",
