@@ -95,27 +95,53 @@ def _data_build_pets(args: argparse.Namespace) -> None:
         print(f"wrote {path}")
 
 
-def _data_build_ultrafeedback(args: argparse.Namespace) -> None:
-    from plusrl.data import ultrafeedback
+def _write_splits(splits: dict, out: str) -> None:
     from plusrl.data.readers import write_records
 
-    splits = ultrafeedback.build(ultrafeedback.read_rows(args.source), args.variant, seed=args.seed)
     for split, records in splits.items():
-        path = Path(args.out) / f"{split}.jsonl"
+        path = Path(out) / f"{split}.jsonl"
         write_records(records, path)
-        print(f"wrote {path}: {len(records)} records")
+        print(f"wrote {path}: {len(records)} records, {len({r.user_id for r in records})} users")
+
+
+def _data_build_ultrafeedback(args: argparse.Namespace) -> None:
+    from plusrl.data import ultrafeedback
+
+    _write_splits(ultrafeedback.build(ultrafeedback.read_rows(args.source), args.variant, seed=args.seed), args.out)
     print(f"train on it with: plusrl train --dataset {args.out} --method plus")
 
 
 def _data_build_prism(args: argparse.Namespace) -> None:
     from plusrl.data import prism
-    from plusrl.data.readers import write_records
 
-    for split, records in prism.build(args.source, seed=args.seed).items():
-        path = Path(args.out) / f"{split}.jsonl"
-        write_records(records, path)
-        print(f"wrote {path}: {len(records)} records")
+    _write_splits(prism.build(args.source, seed=args.seed), args.out)
     print(f"held-out conversations: --dataset {args.out}; held-out users: data.eval_datasets=[{args.out}@test_users]")
+
+
+def _data_build_dsp(args: argparse.Namespace) -> None:
+    from plusrl.data import dsp
+
+    items = dsp.read_items(args.source)
+    splits = dsp.build(items, seed=args.seed, k_context=args.k_context)
+    queries = {split: len({r.meta["query_index"] for r in records}) for split, records in splits.items()}
+    print(f"{args.source}: {len(items)} queries split by query into " + ", ".join(f"{n} {s}" for s, n in queries.items()))
+    _write_splits(splits, args.out)
+    print(f"reproduce the DSP table with: plusrl reproduce dsp --data dsp={args.out} --seeds 0,1,2")
+
+
+def _data_export(args: argparse.Namespace) -> None:
+    import json
+
+    from plusrl.data import plus_authors
+    from plusrl.data.prompts import family
+    from plusrl.data.registry import load_split
+    from plusrl.io import atomic_write_text
+
+    records = load_split(args.dataset, args.split)
+    prompt_family = family(args.dataset) if args.prompt_family == "auto" else args.prompt_family
+    rows = [plus_authors.from_record(r, prompt_family) for r in records]
+    atomic_write_text(Path(args.out), "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    print(f"wrote {args.out}: {len(rows)} records in the PLUS authors' format (their --prompt_data json@{args.out})")
 
 
 def _models_prepare(args: argparse.Namespace) -> None:
@@ -333,6 +359,23 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", required=True)
     q.add_argument("--seed", type=int, default=42)
     q.set_defaults(func=_data_build_ultrafeedback)
+
+    q = data_sub.add_parser("build-dsp", help="DSP (four domain user types, real text) from its json file")
+    q.add_argument("--source", required=True, help="domain_specific_preference.*.json as Linear95/DSP serves it")
+    q.add_argument("--out", required=True)
+    q.add_argument("--seed", type=int, default=0, help="seed of the query split and of the context draws")
+    q.add_argument("--k-context", type=int, default=3, help="past pairs of the same user type per record")
+    q.set_defaults(func=_data_build_dsp)
+
+    q = data_sub.add_parser("export", help="write a dataset split in another project's format")
+    q.add_argument("--dataset", required=True, help="built-in name or path, as for training")
+    q.add_argument("--split", default="train")
+    q.add_argument("--format", choices=["plus-authors"], default="plus-authors",
+                   help="plus-authors: the JSON lines nam630/pluralistic_user_summary_public trains on")
+    q.add_argument("--prompt-family", choices=["auto", "pets", "generic"], default="auto",
+                   help="whose summarizer prompt fills context_messages (auto: from the dataset's name)")
+    q.add_argument("--out", required=True, help="a .jsonl file")
+    q.set_defaults(func=_data_export)
 
     q = data_sub.add_parser("build-prism", help="PRISM from a local copy of HannahRoseKirk/prism-alignment")
     q.add_argument("--source", required=True, help="folder with survey.jsonl and conversations.jsonl")

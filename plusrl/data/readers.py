@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from plusrl.data import plus_authors
 from plusrl.data.schema import Record, UserContext
 from plusrl.io import atomic_write_text
 
@@ -22,7 +23,7 @@ class DataError(ValueError):
     """A dataset file is missing or holds a malformed record."""
 
 
-def _describe(err: ValidationError) -> str:
+def describe_validation_error(err: ValidationError) -> str:
     parts = []
     for e in err.errors():
         field = ".".join(str(p) for p in e["loc"]) or "<record>"
@@ -31,12 +32,15 @@ def _describe(err: ValidationError) -> str:
 
 
 def parse_record(raw: object, where: str) -> Record:
+    """A plusrl record, or a record in the PLUS authors' format (detected by its fields)."""
     if not isinstance(raw, dict):
         raise DataError(f"{where}: expected a JSON object, got {type(raw).__name__}")
+    if plus_authors.is_plus_authors(raw):
+        return plus_authors.to_record(raw, where)
     try:
         return Record.model_validate(raw)
     except ValidationError as err:
-        raise DataError(f"{where}: {_describe(err)}") from None
+        raise DataError(f"{where}: {describe_validation_error(err)}") from None
 
 
 def read_user_context(path: str | os.PathLike) -> UserContext:
@@ -62,7 +66,7 @@ def parse_user_context(raw, where: str = "context") -> UserContext:
     try:
         return UserContext.model_validate({k: v for k, v in raw.items() if k in ("user_id", "context")})
     except ValidationError as err:
-        raise DataError(f"{where}: {_describe(err)}") from None
+        raise DataError(f"{where}: {describe_validation_error(err)}") from None
 
 
 def iter_jsonl(path: Path) -> Iterator[tuple[str, object]]:

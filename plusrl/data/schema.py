@@ -60,6 +60,17 @@ class Record(_Strict):
     """Text describing the user's true preference ("This user prefers cats over dogs.")."""
     meta: dict[str, str | int | float | bool] = Field(default_factory=dict)
     """Dataset-specific tags (user type, whether the pair is controversial, ...)."""
+    reward_model_pair: PreferencePair | None = None
+    """The pair PLUS's reward model trains on when it is not the pair whose reward trains the
+    summarizer (the PLUS authors' `train_*` fields beside `reward_prompt`/`chosen`/`rejected`)."""
+    held_out_pair: PreferencePair | None = None
+    """Another pair of this user kept for evaluation only (the PLUS authors' `eval_*` fields)."""
+
+    def for_reward_model(self) -> Record:
+        """This record with the pair the reward model trains on in its prompt/chosen/rejected."""
+        pair = self.reward_model_pair
+        return self if pair is None else self.model_copy(
+            update={"prompt": pair.prompt, "chosen": pair.chosen, "rejected": pair.rejected})
 
 
 class UserContext(_Strict):

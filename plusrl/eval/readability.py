@@ -50,11 +50,12 @@ def preferred_animals(summary: str, animals: list[str]) -> set[str]:
     return liked
 
 
-def copies_context(summary: str, record: Record) -> bool:
-    """True when the summary contains a whole response sentence of the user's context."""
-    sentences = {s for item in record.context for s in (getattr(item, "chosen", ""), getattr(item, "rejected", "")) if s}
+def copies_context(summary: str, record: Record, min_words: int = 4) -> bool:
+    """True when the summary contains a whole sentence (of `min_words` or more) of a context response."""
+    responses = [r for item in record.context for r in (getattr(item, "chosen", ""), getattr(item, "rejected", "")) if r]
+    sentences = {" ".join(s.lower().split()) for r in responses for s in re.split(r"[.!?\n]", r)}
     text = " ".join(summary.lower().split())
-    return any(" ".join(s.lower().split()).rstrip(".") in text for s in sentences)
+    return any(len(s.split()) >= min_words and s in text for s in sentences)
 
 
 def is_readable(summary: str, record: Record, animals: list[str]) -> bool:
@@ -63,13 +64,43 @@ def is_readable(summary: str, record: Record, animals: list[str]) -> bool:
     return preferred_animals(summary, animals) == {liked} and not copies_context(summary, record)
 
 
+def named_styles(summary: str) -> dict[str, int]:
+    """How many words of each DSP domain's style vocabulary the text uses."""
+    words = re.findall(r"[a-z][a-z-]*", summary.lower())
+    return {domain: sum(bool(re.fullmatch(pattern, w)) for w in words) for domain, pattern in STYLE_WORDS.items()}
+
+
+def names_style(summary: str, record: Record) -> bool:
+    """DSP: the user's domain style is named more than any other, and no context sentence is copied."""
+    counts = named_styles(summary)
+    own = counts.pop(record.meta["user_type"])
+    return own > 0 and own > max(counts.values()) and not copies_context(summary, record)
+
+
 def readability_rate(summaries: list[str], records: list[Record]) -> float | None:
-    """Share of readable summaries, or None when the records do not say their user's animal."""
+    """Share of summaries that state the user's preference (an animal on Pets-like data, a style on
+    DSP), or None when the records do not say their user's type."""
     if not records or any("user_type" not in r.meta for r in records):
         return None
-    animals = sorted(set(load_facts()) | set(load_validation_facts()))
-    return sum(is_readable(s, r, animals) for s, r in zip(summaries, records, strict=True)) / len(records)
+    if {r.meta["user_type"] for r in records} <= set(STYLE_WORDS):
+        readable = [names_style(s, r) for s, r in zip(summaries, records, strict=True)]
+    else:
+        animals = sorted(set(load_facts()) | set(load_validation_facts()))
+        readable = [is_readable(s, r, animals) for s, r in zip(summaries, records, strict=True)]
+    return sum(readable) / len(records)
 
+
+# Written by hand: the words that name each DSP domain's style, as patterns a whole word must match.
+STYLE_WORDS = {
+    "academy": r"academ\w*|scholar\w*|research\w*|scien\w*|evidence\w*|analytic\w*|formal\w*|rigou?r\w*|"
+               r"theor\w*|citations?|professors?|technical\w*|precise\w*",
+    "business": r"business\w*|professional\w*|practical\w*|strateg\w*|market\w*|compan\w*|corporat\w*|profit\w*|"
+                r"customers?|commerc\w*|econom\w*|entrepreneur\w*|manag\w*|actionable|industr\w*|financ\w*",
+    "entertainment": r"entertain\w*|fun|funny|humou?r\w*|playful\w*|casual\w*|enthusias\w*|lively|jokes?|joking|"
+                     r"witty|comed\w*|celebrit\w*|exciting|friendly|light-?hearted",
+    "literature": r"literar\w*|literature|poet\w*|poem\w*|metaphor\w*|imagery|stor(?:y|ies)|storytelling|narrative\w*|"
+                  r"lyric\w*|prose|artistic\w*|figurative|vivid\w*|creativ\w*",
+}
 
 # Written by hand: what people say when they state a preference. {x} is liked, {y} is not.
 STATEMENTS = [

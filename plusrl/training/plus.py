@@ -361,6 +361,7 @@ def reward_update(run: PlusRun, pairs: list[Record], summaries: list[str]) -> di
     """`rm_optim.epochs` passes of Bradley-Terry steps over the iteration's (pair, summary) rows."""
     accelerator, optim = run.ctx.accelerator, run.cfg.rm_optim
     run.reward_forward.train()
+    pairs = [record.for_reward_model() for record in pairs]
     losses, tokens = [], 0
     for _ in range(optim.epochs):
         for idx in torch.randperm(len(pairs)).split(max(1, optim.batch_size // accelerator.num_processes)):

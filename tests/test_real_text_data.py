@@ -1,0 +1,132 @@
+"""DSP built from a fixture in its repository's format, and the PLUS authors' dataset format read and written."""
+
+import json
+
+import pytest
+
+from plusrl.cli import main
+from plusrl.data import dsp, plus_authors
+from plusrl.data.readers import DataError, read_records
+from plusrl.data.registry import load_split
+from plusrl.data.schema import Note, PreferencePair
+from plusrl.eval.readability import names_style, readability_rate
+
+DSP_FIXTURE = "tests/fixtures/dsp/domain_specific_preference.sample.json"
+AUTHORS_FIXTURE = "tests/fixtures/plus_authors"
+
+
+def test_dsp_splits_by_query_and_labels_each_pair_by_the_users_domain():
+    items = dsp.read_items(DSP_FIXTURE)
+    splits = dsp.build(items, seed=0, k_context=1)
+    queries = {split: {r.meta["query_index"] for r in records} for split, records in splits.items()}
+    assert [len(queries[s]) for s in ("train", "validation", "test")] == [11, 2, 3]  # 16 queries: 20 % (3.2), 10 % (1.6), the rest
+    assert not (queries["train"] & queries["test"]) and not (queries["train"] & queries["validation"])
+    for split, records in splits.items():
+        for record in records:
+            domain, rival = record.meta["user_type"], record.meta["rejected_type"]
+            query, responses = items[record.meta["query_index"]]
+            assert (record.prompt, record.chosen, record.rejected) == (query, responses[domain], responses[rival])
+            assert record.oracle.startswith(dsp.ORACLE[domain])
+            assert record.meta["controversial"] == (rival != dsp.REFERENCE)
+            if split != "train":
+                assert record.meta["controversial"]  # held-out pairs split the users
+            (past,) = record.context  # the same domain's answer chosen, from another query of the same split
+            past_index = next(i for i, (q, _) in enumerate(items) if q == past.prompt)
+            assert past_index != record.meta["query_index"] and past_index in queries[split]
+            assert past.chosen == items[past_index][1][domain]
+    train = splits["train"]
+    assert any(not r.meta["controversial"] for r in train)
+    # the one empty answer (query 5, business) is in no pair
+    assert all(r.chosen.strip() and r.rejected.strip() for s in splits.values() for r in s)
+    # 3 test queries × 4 domains × 3 rival domains = 36 controversial pairs, less the 6 that hold
+    # query 5's empty business answer (3 of the business user, 3 of the others against it)
+    assert 5 in queries["test"] and len(splits["test"]) == 36 - 6
+    assert dsp.build(items, seed=0, k_context=1)["test"] == splits["test"]  # seeded
+
+
+def test_dsp_input_errors_name_the_item_and_field(tmp_path):
+    items = json.loads(open(DSP_FIXTURE).read())
+    del items[3]["responses"]["literature"]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(items))
+    with pytest.raises(DataError, match=r"bad.json\[3\]: field 'responses.literature' is missing"):
+        dsp.read_items(bad)
+    bad.write_text(json.dumps({"query": "x"}))
+    with pytest.raises(DataError, match="expected a non-empty list"):
+        dsp.read_items(bad)
+    with pytest.raises(DataError, match="not found"):
+        dsp.read_items(tmp_path / "missing.json")
+    with pytest.raises(DataError, match="too few to split"):
+        dsp.build(dsp.read_items(DSP_FIXTURE), k_context=3)
+
+
+def test_build_dsp_cli_writes_loadable_splits(tmp_path, capsys):
+    assert main(["data", "build-dsp", "--source", DSP_FIXTURE, "--out", str(tmp_path), "--k-context", "1"]) == 0
+    assert "11 train" in capsys.readouterr().out
+    for split in ("train", "validation", "test"):
+        records = load_split(str(tmp_path), split)
+        assert records and all(r.meta["user_type"] in dsp.DOMAINS for r in records)
+
+
+def test_dsp_summaries_are_readable_when_they_name_the_users_style():
+    records = dsp.build(dsp.read_items(DSP_FIXTURE), k_context=1)["test"]
+    literature = next(r for r in records if r.meta["user_type"] == "literature")
+    assert names_style("Prefers poetic answers, rich in imagery and metaphor.", literature)
+    assert not names_style("Prefers formal, evidence-based answers grounded in research.", literature)
+    assert not names_style("The user asked for advice.", literature)  # names no style
+    copied = literature.context[0].chosen  # one sentence in the fixture
+    assert not names_style(f"Likes poetry: {copied}", literature)  # a copied context sentence is no summary
+    academy = next(r for r in records if r.meta["user_type"] == "academy")
+    assert readability_rate(["Likes stories and poems.", "Likes rigorous, research-based answers."],
+                            [literature, academy]) == 1.0
+
+
+def test_plus_authors_records_keep_the_summarizer_and_reward_model_pairs_apart():
+    first, same, short = load_split(AUTHORS_FIXTURE, "train")
+    assert isinstance(first.context[0], Note) and first.prompt == "Tell me a fact about an animal."
+    assert first.reward_model_pair == PreferencePair(prompt="Share an animal fact, please.",
+                                                     chosen="Dogs have a sense of smell far better than ours.",
+                                                     rejected="Cats have whiskers on their legs.")
+    assert first.held_out_pair.chosen == "Dogs sweat through their paws."
+    assert first.for_reward_model().chosen == "Dogs have a sense of smell far better than ours."
+    assert same.reward_model_pair is None and same.for_reward_model() is same  # identical pairs collapse
+    assert short.reward_model_pair is None and short.held_out_pair is None
+    assert same.user_id == short.user_id != first.user_id  # one user per distinct context
+
+
+def test_plus_authors_format_round_trips(tmp_path):
+    raw = [json.loads(line) for line in open(f"{AUTHORS_FIXTURE}/train.jsonl")]
+    records = read_records(f"{AUTHORS_FIXTURE}/train.jsonl")
+    written = [plus_authors.from_record(r, "generic") for r in records]
+    for original, again in zip(raw, written):
+        assert {k: again[k] for k in original} == original
+        assert set(plus_authors.FIELDS) <= set(again)  # every key the authors' loader reads
+        for name in ("reward_model_pair", "held_out_pair"):  # an absent pair repeats the reward pair
+            for key, reward_key in zip(plus_authors.PAIR_FIELDS[name], plus_authors.PAIR_FIELDS["pair"]):
+                assert key in original or again[key] == original[reward_key]
+    # plusrl records → authors' format (plusrl's summarizer prompt) → the same records
+    pets = load_split("pets", "test")[:5]
+    out = tmp_path / "pets.jsonl"
+    assert main(["data", "export", "--dataset", "pets", "--split", "test", "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows[0]["context_messages"][0]["content"].endswith("Start your response with ##Summary")
+    back = read_records(out)[:5]
+    for record, again in zip(pets, back):
+        assert again.model_copy(update={"meta": {k: v for k, v in again.meta.items() if k != "context_messages"},
+                                        "context": record.context}) == record
+        assert again.context[0].text == rows[pets.index(record)]["context"]
+
+
+def test_malformed_plus_authors_records_are_named(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps({"context": "c", "context_messages": "m", "reward_prompt": "p", "chosen": "a"}) + "\n")
+    with pytest.raises(DataError, match=r"bad.jsonl:1: PLUS-authors record lacks field 'rejected'"):
+        read_records(path)
+    path.write_text(json.dumps({"context": "c", "context_messages": "m", "reward_prompt": "p", "chosen": "a",
+                                "rejected": "b", "train_prompt": "q"}) + "\n")
+    with pytest.raises(DataError, match="lacks train_chosen, train_rejected"):
+        read_records(path)
+    path.write_text(json.dumps({"context": "c", "context_messages": "m", "reward_prompt": "p", "chosen": 3,
+                                "rejected": "b"}) + "\n")
+    with pytest.raises(DataError, match="field 'chosen' must be text"):
+        read_records(path)
