@@ -10,7 +10,7 @@
     plusrl summarize --records pets --out summaries.json      (export; edit; reuse with --summaries)
     plusrl judge --records pets --run-dir RUN [--backend openai --base-url URL --model NAME]
     plusrl personalize --records pets --run-dir RUN --oracle-run ORACLE_RUN
-    plusrl reproduce table1|table2|table3|table4|table6|table9 [--quick] [--seeds 0,1,2]
+    plusrl reproduce table1|table2|table3|table4|table6|table9|dsp|dsp-contexts [--quick] [--seeds 0,1,2]
     plusrl serve --model-dir RUN [--db plusrl.db]             (the web service)
     plusrl chat-server --model smollm2-135m                   (OpenAI-compatible endpoint)
 """
@@ -425,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("reproduce", help="run the methods × datasets of a paper table and write a report")
-    p.add_argument("table", choices=["table1", "table2", "table3", "table4", "table6", "table9"])
+    p.add_argument("table", choices=["table1", "table2", "table3", "table4", "table6", "table9", "dsp", "dsp-contexts"])
     p.add_argument("--quick", action="store_true", help="small subsets that fit a 2-core CPU")
     p.add_argument("--seeds", default="0", help="comma-separated seeds (the paper uses 3)")
     p.add_argument("--methods", help="comma-separated subset of the table's methods")

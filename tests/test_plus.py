@@ -56,6 +56,20 @@ def test_oldest_context_items_are_dropped_to_fit_the_window():
     assert len(summarizer.prompt_ids(huge, "pets")) == 200
 
 
+def test_long_responses_are_clipped_so_every_past_pair_fits():
+    record = load_split("pets", "test")[0]
+    long_pairs = [PreferencePair(prompt=f"question {i}", chosen=f"Answer {i} opens in style. " + "more " * 200,
+                                 rejected=f"Other {i}. " + "text " * 200) for i in range(3)]
+    record = record.model_copy(update={"context": long_pairs})
+    whole = Summarizer(SummarizerConfig(max_prompt_tokens=300, lora_rank=0))
+    assert "Answer 0 opens" not in whole.tokenizer.decode(whole.prompt_ids(record, "generic"))  # oldest dropped
+    clipped = Summarizer(SummarizerConfig(max_prompt_tokens=300, max_response_chars=40, lora_rank=0))
+    text = clipped.tokenizer.decode(clipped.prompt_ids(record, "generic"))
+    assert clipped.n_context_truncated == 0
+    assert all(f"Answer {i} opens in style" in text and f"question {i}" in text for i in range(3))
+    assert "more more more more more more more" not in text and "…" in text
+
+
 def test_summaries_continue_the_configured_start_even_when_the_prompt_is_cut():
     start = "The user prefers"
     summarizer = Summarizer(SummarizerConfig(max_prompt_tokens=120, max_summary_tokens=4, lora_rank=0,

@@ -53,6 +53,19 @@ def _item_text(item, style: str) -> str:
     raise TypeError(f"unknown context item {type(item).__name__}")
 
 
+def clip_responses(item, max_chars: int):
+    """A context item whose responses keep only their first `max_chars` characters ("…" marks a cut)."""
+    def clip(text: str) -> str:
+        return text if len(text) <= max_chars else text[:max_chars].rstrip() + "…"
+
+    if isinstance(item, PreferencePair):
+        return item.model_copy(update={"chosen": clip(item.chosen), "rejected": clip(item.rejected)})
+    if isinstance(item, Conversation):
+        return item.model_copy(update={"messages": [m.model_copy(update={"content": clip(m.content)})
+                                                    if m.role == "assistant" else m for m in item.messages]})
+    return item
+
+
 def context_text(record: Record, dataset: str) -> str:
     """The user's context as text, oldest item first."""
     return "\n\n".join(_item_text(item, family(dataset)) for item in record.context)

@@ -22,6 +22,7 @@ LOCAL_DATA = {
     "ultrafeedback-p2": "plusrl data build-ultrafeedback --source <UltraFeedback files> --variant p2 --out data/uf-p2",
     "ultrafeedback-p4": "plusrl data build-ultrafeedback --source <UltraFeedback files> --variant p4 --out data/uf-p4",
     "prism": "plusrl data build-prism --source <prism-alignment folder> --out data/prism",
+    "dsp": "plusrl data build-dsp --source <domain_specific_preference.test.json> --out data/dsp",
 }
 
 
@@ -34,6 +35,8 @@ class TableSpec:
     paper: dict[str, dict[str, str]] = field(default_factory=dict)
     """method → eval dataset → the paper's figure (Qwen2.5-0.5B reward model)."""
     context_types: tuple[str, ...] = ("pairs",)
+    recipes: str = "pets"
+    """Folder of plusrl/recipes/ whose CPU recipes the runs start from."""
 
 
 TABLES = {
@@ -53,6 +56,11 @@ TABLES = {
         "plus": {"ultrafeedback-p2": "69.40"}}),
     "table4": TableSpec("Table 4: context types (preference pairs, guideline + pairs, conversations)", "pets",
                         ["pets"], methods=("icl", "plus"), context_types=("pairs", "guideline", "conversation")),
+    "dsp": TableSpec("DSP (real text, four domain user types): accuracy on controversial held-out pairs", "dsp",
+                     ["dsp", "dsp@validation"], recipes="dsp"),
+    "dsp-contexts": TableSpec("Table 4 layout on DSP: context types (preference pairs, guideline + pairs, conversations)",
+                              "dsp", ["dsp"], methods=("icl", "plus"),
+                              context_types=("pairs", "guideline", "conversation"), recipes="dsp"),
     "table6": TableSpec("Table 6: PRISM held-out conversations", "prism", ["prism"]),
     "table9": TableSpec("Table 9: PRISM held-out users", "prism", ["prism@test_users"]),
 }
@@ -64,16 +72,16 @@ QUICK = {  # fits a 2-core CPU in minutes: small subsets, short summaries, few i
 }
 
 
-def _recipe(method: str) -> Path:
+def _recipe(method: str, family: str = "pets") -> Path:
     """The CPU recipe of a method, shipped inside the package (also reachable as recipes/ in a checkout)."""
-    path = Path(__file__).resolve().parents[1] / "recipes" / "pets" / f"{method}.yaml"
+    path = Path(__file__).resolve().parents[1] / "recipes" / family / f"{method}.yaml"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: recipe missing (the reproduction runner reads plusrl/recipes/pets/*.yaml)")
+        raise FileNotFoundError(f"{path}: recipe missing (the reproduction runner reads plusrl/recipes/{family}/*.yaml)")
     return path
 
 
 def run_one(method: str, train_dataset: str, eval_datasets: list[str], context_type: str, seed: int, out: Path,
-            quick: bool, extra: list[str]) -> dict[str, float]:
+            quick: bool, extra: list[str], recipes: str = "pets") -> dict[str, float]:
     """Train one (method, dataset, context, seed) run unless it is finished, evaluate it on whichever
     datasets it lacks, return accuracies. Tables share runs (Table 1 and 2 read the same Pets runs);
     runs are keyed by those four, so give another `out` for other overrides."""
@@ -86,10 +94,10 @@ def run_one(method: str, train_dataset: str, eval_datasets: list[str], context_t
         overrides = [f"method={method}", f"seed={seed}", f"output_dir={run_dir}", f"data.dataset={train_dataset}",
                      f"data.eval_datasets=[{','.join(eval_datasets)}]", f"data.context_type={context_type}", *extra]
         if method == "plus-static-rm":  # the frozen reward model is the one PLUS-untrained trained, same seed
-            run_one("plus-untrained", train_dataset, eval_datasets, context_type, seed, out, quick, extra)
+            run_one("plus-untrained", train_dataset, eval_datasets, context_type, seed, out, quick, extra, recipes)
             overrides.append(f"reward_model_init={_run_dir(out, 'plus-untrained', train_dataset, context_type, seed)}")
         quick_overrides = QUICK[method_spec(method).trainer] if quick else []
-        train(method_config(_recipe(method), quick_overrides + overrides), resume=True)
+        train(method_config(_recipe(method, recipes), quick_overrides + overrides), resume=True)
         evaluate_run(run_dir, missing)
     return {d: json.loads(p.read_text())["accuracy"] for d, p in done.items()}
 
@@ -127,7 +135,7 @@ def reproduce(table: str, seeds: list[int], out_dir: Path, report_dir: Path, qui
         for context_type in spec.context_types:
             for method in methods or spec.methods:
                 scores = [run_one(method, resolve(spec.train_dataset), [resolve(d) for d in spec.eval_datasets],
-                                  context_type, seed, runs_dir, quick, extra or []) for seed in seeds]
+                                  context_type, seed, runs_dir, quick, extra or [], spec.recipes) for seed in seeds]
                 rows.append({"method": method, "context_type": context_type, "scores": scores})
                 runs[(method, context_type)] = [_run_dir(runs_dir, method, resolve(spec.train_dataset),
                                                          context_type, s) for s in seeds]

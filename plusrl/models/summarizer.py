@@ -17,7 +17,7 @@ from torch import nn
 from transformers import DynamicCache, StaticCache
 from transformers.generation.logits_process import TopPLogitsWarper
 
-from plusrl.data.prompts import context_text, strip_summary_header, summarizer_prompt
+from plusrl.data.prompts import clip_responses, context_text, strip_summary_header, summarizer_prompt
 from plusrl.data.schema import Record
 from plusrl.models.loader import CHARS_PER_TOKEN, load_causal_lm, load_tokenizer
 from plusrl.models.persistence import TrainedWeights
@@ -31,6 +31,9 @@ class SummarizerConfig:
     """Embedded name, local folder or Hugging Face id of a chat causal LM."""
     max_prompt_tokens: int = 512
     """Summarizer window for the prompt; the oldest context items are dropped to fit."""
+    max_response_chars: int = 0
+    """Each response in the context keeps only its first N characters (0: all). Long real-text
+    answers show their style in the opening lines, and all k past pairs then fit the window."""
     max_summary_tokens: int = 48
     temperature: float = 1.0
     top_p: float = 1.0
@@ -124,14 +127,17 @@ class Summarizer(TrainedWeights, nn.Module):
         if not record.context:
             raise ValueError(f"user {record.user_id}: empty context, nothing to summarize")
         budget = self.config.max_prompt_tokens * CHARS_PER_TOKEN
+        context = record.context
+        if self.config.max_response_chars:
+            context = [clip_responses(item, self.config.max_response_chars) for item in context]
         items, size = [], 0
-        for item in reversed(record.context):
+        for item in reversed(context):
             size += len(item.model_dump_json())
             if items and size > budget:
                 break
             items.append(item)
         items.reverse()
-        self.n_context_truncated += len(record.context) - len(items)
+        self.n_context_truncated += len(context) - len(items)
         while True:
             shown = record.model_copy(update={"context": items})
             context = context_text(shown, dataset)
