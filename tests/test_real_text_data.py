@@ -130,3 +130,17 @@ def test_malformed_plus_authors_records_are_named(tmp_path):
                                 "rejected": "b"}) + "\n")
     with pytest.raises(DataError, match="field 'chosen' must be text"):
         read_records(path)
+
+
+def test_reproduce_dsp_uses_the_dsp_recipes_and_names_the_missing_file(tmp_path):
+    from plusrl.eval.report import reproduce
+    from plusrl.run_dir import RunDir
+
+    md = reproduce("dsp", [0], tmp_path / "runs", tmp_path / "report", quick=True).read_text()
+    assert "data missing" in md and "plusrl data build-dsp" in md
+    assert main(["data", "build-dsp", "--source", DSP_FIXTURE, "--out", str(tmp_path / "dsp"), "--k-context", "1"]) == 0
+    md = reproduce("dsp", [0], tmp_path / "runs", tmp_path / "report", quick=True, data={"dsp": str(tmp_path / "dsp")},
+                   methods=["btl"], extra=["data.max_train_records=32", "data.max_eval_records=8"]).read_text()
+    assert "data missing" not in md and "| btl | pairs |" in md
+    run = RunDir(next((tmp_path / "runs" / "quick").glob("*-pairs-btl-seed0")))
+    assert run.config().model.max_length == 256  # plusrl/recipes/dsp/btl.yaml, not the Pets recipe's 128
