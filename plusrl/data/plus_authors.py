@@ -34,7 +34,6 @@ PAIR_FIELDS = {  # plusrl's name of a pair → the authors' (prompt, chosen, rej
     "held_out_pair": ("eval_prompt", "eval_chosen", "eval_rejected"),
 }
 FIELDS = ("context", "context_messages", *(key for keys in PAIR_FIELDS.values() for key in keys))
-_PLUSRL_EXTRAS = ("user_id", "oracle", "meta")  # written beside the authors' fields; their loader ignores them
 
 
 def is_plus_authors(raw: object) -> bool:
@@ -85,12 +84,11 @@ def to_record(raw: dict, where: str) -> Record:
 def from_record(record: Record, prompt_family: str) -> dict:
     """The authors' record for one plusrl Record (the summarizer's input in `prompt_family`'s words)."""
     meta = dict(record.meta)
+    context = context_text(record, prompt_family)  # a single note (as read from the authors' files) is its text
     messages = meta.pop("context_messages", None)
     messages = json.loads(messages) if messages is not None else [
-        {"role": "user", "content": summarizer_prompt(context_text(record, prompt_family), prompt_family)}]
-    context = record.context
-    out = {"context": context_text(record, prompt_family) if len(context) != 1 or not isinstance(context[0], Note)
-           else context[0].text, "context_messages": messages}
+        {"role": "user", "content": summarizer_prompt(context, prompt_family)}]
+    out = {"context": context, "context_messages": messages}
     own = PreferencePair(prompt=record.prompt, chosen=record.chosen, rejected=record.rejected)
     for name, keys in PAIR_FIELDS.items():
         pair = own if name == "pair" else getattr(record, name) or own
