@@ -1,14 +1,17 @@
 """Train a personalized policy with TRL's GRPOTrainer, rewarded by a plusrl run.
 
     pip install -e ".[bench]"      # TRL
-    python examples/trl_grpo_pets.py --run runs/quickstart/plus [--steps 30] [--out runs/trl-grpo-pets]
+    python examples/trl_grpo_pets.py --run runs/quickstart/plus [--summaries stated|run] [--steps 30]
 
 The policy is the embedded SmolLM2-135M-Instruct with LoRA. Each training row is a Pets prompt
-for one of two users (a dogs user and a cats user of the Pets test split); the policy sees the
-user's summary, written by the run's summarizer, in its prompt (App. J.1's generator prompt),
-and plusrl's reward model scores each completion under that summary. Before and after
-training, greedy answers to held-out prompts are checked: the share that names the user's
-preferred animal and not the other one.
+for one of two users, a dogs user and a cats user. The policy sees the user's summary in its
+prompt (App. J.1's generator prompt): `--summaries stated` uses the summary each user keeps in
+the service ("The user prefers dogs over cats."); `--summaries run` has the run's summarizer
+write it from a Pets test user's context. plusrl's reward model scores each completion under
+the user's summary, minus its mean score under the other user's (`personalization_margin`: a
+completion both users would like, or one that repeats the summary's words, earns nothing).
+Before and after training, greedy answers to held-out prompts are checked: the share that
+names the user's preferred animal and not the other one.
 """
 
 from __future__ import annotations
@@ -38,7 +41,10 @@ HELD_OUT_PROMPTS = ["Can you describe a pet you find fascinating?", "Give me one
 ANIMALS = {"dogs": re.compile(r"\b(dog|dogs|puppy|puppies)\b", re.I), "cats": re.compile(r"\b(cat|cats|kitten|kittens)\b", re.I)}
 
 
-def user_summaries(run: str) -> dict[str, str]:
+STATED_SUMMARIES = {"cats": "The user prefers cats over dogs.", "dogs": "The user prefers dogs over cats."}
+
+
+def run_summaries(run: str) -> dict[str, str]:
     """One Pets test user of each type, summarized by the run's summarizer."""
     users = {}
     for record in load_split("pets", "test"):
@@ -71,6 +77,8 @@ def preferred_share(model, tokenizer, summaries: dict[str, str], max_new_tokens:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", required=True, help="a plusrl PLUS run folder or `plusrl export` folder")
+    parser.add_argument("--summaries", choices=["stated", "run"], default="stated",
+                        help="the summary each user keeps in the service, or the run's summary of their context")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--completion-tokens", type=int, default=32)
@@ -78,15 +86,17 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     torch.manual_seed(0)
 
-    summaries = user_summaries(args.run)
-    rows = [{"prompt": messages(p, s), "summary": s, "user_type": t} for t, s in summaries.items() for p in TRAIN_PROMPTS]
+    summaries = STATED_SUMMARIES if args.summaries == "stated" else run_summaries(args.run)
+    rows = [{"prompt": messages(p, s), "summary": s, "request": p, "user_type": t}
+            for t, s in summaries.items() for p in TRAIN_PROMPTS]
+    reward = PersonalizedReward(args.run, request_column="request", contrast_summaries=list(summaries.values()))
     policy = resolve("smollm2-135m")
     tokenizer = AutoTokenizer.from_pretrained(policy)
     config = GRPOConfig(output_dir=args.out, max_steps=args.steps, learning_rate=args.lr, per_device_train_batch_size=8,
                         num_generations=4, max_completion_length=args.completion_tokens, temperature=1.0, beta=0.0,
                         logging_steps=1, save_strategy="no", report_to="none", use_cpu=not torch.cuda.is_available(),
                         bf16=False, seed=0)
-    trainer = GRPOTrainer(model=policy, processing_class=tokenizer, reward_funcs=[PersonalizedReward(args.run)],
+    trainer = GRPOTrainer(model=policy, processing_class=tokenizer, reward_funcs=[reward],
                           train_dataset=Dataset.from_list(rows), args=config,
                           peft_config=LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"))
     model = trainer.model.eval()
@@ -95,7 +105,7 @@ def main(argv: list[str] | None = None) -> dict:
     trainer.train()
     after, after_rows = preferred_share(trainer.model.eval(), tokenizer, summaries, args.completion_tokens)
     rewards = [log["reward"] for log in trainer.state.log_history if "reward" in log]
-    result = {"summaries": summaries, "steps": args.steps, "preferred_share_before": before,
+    result = {"summaries": summaries, "summary_source": args.summaries, "steps": args.steps, "preferred_share_before": before,
               "preferred_share_after": after, "mean_reward_first_steps": rewards[:3], "mean_reward_last_steps": rewards[-3:],
               "answers_before": before_rows, "answers_after": after_rows}
     Path(args.out).mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@
                                   (adapter_config's base_model_name_or_path is then "base_model",
                                   relative to DIR); a hub id or a local path is named as it is
     DIR/reward_model/backbone/    the reward model's backbone and tokenizer (save_pretrained; LoRA merged)
-    DIR/reward_model/head.safetensors      the linear head (and VPL's user encoder)
+    DIR/reward_model/head.safetensors      the head (VPL: an MLP over [pooled; z], and its user encoder)
     DIR/reward_model/conditioning.json     config and the exact conditioning text, to reproduce scores
     DIR/summaries.json            the run's held-out summaries per dataset (with --summaries)
 """

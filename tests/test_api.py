@@ -160,6 +160,25 @@ def test_the_trl_reward_function_scores_each_completion_under_its_rows_user(orac
     with pytest.raises(KeyError, match="'summary' or a 'context' column"):
         reward(prompts=[PROMPT], completions=RESPONSES[:1])
 
+    # the policy's prompt holds more than the request: the reward model reads the request column
+    contrast = PersonalizedReward(reward_model, request_column="request", contrast_summaries=["I love dogs.", "I love cats."])
+    margins = contrast(prompts=["(the summary) " + PROMPT] * 3, completions=RESPONSES, summary=summaries,
+                       request=[PROMPT] * 3)
+    other = {"I love dogs.": "I love cats.", "I love cats.": "I love dogs."}
+    assert margins == pytest.approx([reward_model.score(s, PROMPT, [r])[0] - reward_model.score(other[s], PROMPT, [r])[0]
+                                     for s, r in zip(summaries, RESPONSES)], abs=1e-5)
+    with pytest.raises(KeyError, match="request_column 'request'"):
+        contrast(prompts=[PROMPT], completions=RESPONSES[:1], summary=summaries[:1])
+
+
+def test_personalization_margin_subtracts_the_other_users_mean_reward():
+    from plusrl.integrations.trl import personalization_margin
+
+    # two completions; own rewards 3 and 1; two other users score them (1, 2) and (3, 0):
+    # 3 − (1 + 3)/2 = 1, 1 − (2 + 0)/2 = 0
+    assert personalization_margin([3.0, 1.0], [[1.0, 2.0], [3.0, 0.0]]) == [1.0, 0.0]
+    assert personalization_margin([3.0, 1.0], []) == [3.0, 1.0]
+
 
 @pytest.mark.slow
 def test_the_trl_grpo_example_trains_a_policy_two_steps_on_the_runs_reward(plus_run, tmp_path):

@@ -103,3 +103,19 @@ def test_longest_first_cuts_the_longer_sequence_first():
     assert longest_first([10, 9], 8) == [4, 4]  # both over half: halves
     assert longest_first([9, 9], 7) == [4, 3]
     assert longest_first([2, 3], 8) == [2, 3] and longest_first([50], 8) == [8]
+
+
+def test_vpl_user_latent_can_change_which_response_ranks_first():
+    from plusrl.models.reward_model import RewardModelConfig
+
+    torch.manual_seed(0)
+    model = RewardModel(RewardModelConfig(max_length=32, latent_dim=8, latent_hidden=16)).eval()
+    record = load_split("pets", "test")[0]
+    batch = model.encode_pairs([record], None)
+    margins = []
+    with torch.no_grad():
+        for _ in range(8):
+            chosen, rejected = model(batch, torch.randn(1, 8).repeat(2, 1))
+            margins.append((chosen - rejected).item())
+    # a head linear in z would add the same w·z to both responses: every margin would be equal
+    assert max(margins) - min(margins) > 1e-3, margins

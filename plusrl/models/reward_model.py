@@ -121,14 +121,20 @@ class RewardModel(TrainedWeights, nn.Module):
         self.backbone = backbone
         hidden = backbone.config.hidden_size
         self.user_encoder = UserEncoder(2 * hidden, config.latent_hidden, config.latent_dim) if config.latent_dim else None
-        self.head = nn.Linear(hidden + config.latent_dim, config.n_outputs)
-        nn.init.normal_(self.head.weight, std=1.0 / (hidden + 1) ** 0.5)
-        nn.init.zeros_(self.head.bias)
+        self.head = nn.Linear(hidden, config.n_outputs)
+        if self.user_encoder is not None:
+            # VPL's reward decoder is an MLP over [pooled; z]: with a linear head, z would add the
+            # same w·z to a user's chosen and rejected response and cancel in the BT margin
+            self.head = nn.Sequential(nn.Linear(hidden + config.latent_dim, config.latent_hidden), nn.ReLU(),
+                                      nn.Linear(config.latent_hidden, config.n_outputs))
+        out_layer = self.head[-1] if isinstance(self.head, nn.Sequential) else self.head
+        nn.init.normal_(out_layer.weight, std=1.0 / (out_layer.in_features + 1) ** 0.5)
+        nn.init.zeros_(out_layer.bias)
         self.mark_trained_weights()
 
     @property
     def device(self) -> torch.device:
-        return self.head.weight.device
+        return next(self.head.parameters()).device
 
     def encode(self, conditionings: list[str] | None, prompts: list[str], responses: list[str]) -> EncodedBatch:
         """Tokenize (conditioning, prompt + response) pairs; over-long inputs are cut and counted.
@@ -187,7 +193,7 @@ class RewardModel(TrainedWeights, nn.Module):
             if latent is None:
                 raise ValueError("this reward model conditions on a user latent (VPL): pass `latent`")
             pooled = torch.cat([pooled, latent.to(pooled.dtype)], dim=-1)
-        out = self.head(pooled.to(self.head.weight.dtype))
+        out = self.head(pooled.to(next(self.head.parameters()).dtype))
         if batch.conditioning is not None:
             similarity = torch.cosine_similarity(
                 self._embed(batch.conditioning)[batch.conditioning_index], self._embed(batch.response), dim=-1
