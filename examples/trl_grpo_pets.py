@@ -59,19 +59,29 @@ def messages(prompt: str, summary: str) -> list[dict]:
 
 
 @torch.no_grad()
-def preferred_share(model, tokenizer, summaries: dict[str, str], max_new_tokens: int) -> tuple[float, list[dict]]:
-    """Share of greedy held-out answers naming the user's animal and not the other one."""
+def preferred_share(model, tokenizer, summaries: dict[str, str], max_new_tokens: int,
+                    samples: int) -> tuple[dict[str, float], list[dict]]:
+    """Share of held-out answers naming the user's animal and not the other one: the greedy
+    answer, and `samples` answers sampled as in training (T = 1), which show the policy's
+    distribution where a 135M model's greedy answer often just repeats its prompt."""
+    torch.manual_seed(1234)  # the same draws before and after training
     rows = []
     for user_type, summary in summaries.items():
         other = next(t for t in ANIMALS if t != user_type)
         for prompt in HELD_OUT_PROMPTS:
             ids = tokenizer.apply_chat_template(messages(prompt, summary), add_generation_prompt=True,
                                                 return_tensors="pt", return_dict=True).to(model.device)
-            out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False)
-            answer = tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
-            hit = bool(ANIMALS[user_type].search(answer)) and not ANIMALS[other].search(answer)
-            rows.append({"user_type": user_type, "prompt": prompt, "answer": answer, "names_preferred": hit})
-    return sum(r["names_preferred"] for r in rows) / len(rows), rows
+            greedy = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False)
+            sampled = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=True, temperature=1.0,
+                                     top_k=0, num_return_sequences=samples)
+            for decoding, out in [("greedy", greedy[0])] + [("sampled", o) for o in sampled]:
+                answer = tokenizer.decode(out[ids["input_ids"].shape[1]:], skip_special_tokens=True)
+                hit = bool(ANIMALS[user_type].search(answer)) and not ANIMALS[other].search(answer)
+                rows.append({"user_type": user_type, "prompt": prompt, "decoding": decoding, "answer": answer,
+                             "names_preferred": hit})
+    share = {d: sum(r["names_preferred"] for r in rows if r["decoding"] == d) / sum(r["decoding"] == d for r in rows)
+             for d in ("greedy", "sampled")}
+    return share, rows
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -80,8 +90,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--summaries", choices=["stated", "run"], default="stated",
                         help="the summary each user keeps in the service, or the run's summary of their context")
     parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--completion-tokens", type=int, default=32)
+    parser.add_argument("--eval-samples", type=int, default=4, help="sampled answers per held-out prompt and user")
     parser.add_argument("--out", default="runs/trl-grpo-pets")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
@@ -101,17 +112,18 @@ def main(argv: list[str] | None = None) -> dict:
                           peft_config=LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"))
     model = trainer.model.eval()
     with model.disable_adapter():
-        before, before_rows = preferred_share(model, tokenizer, summaries, args.completion_tokens)
+        before, before_rows = preferred_share(model, tokenizer, summaries, args.completion_tokens, args.eval_samples)
     trainer.train()
-    after, after_rows = preferred_share(trainer.model.eval(), tokenizer, summaries, args.completion_tokens)
+    after, after_rows = preferred_share(trainer.model.eval(), tokenizer, summaries, args.completion_tokens,
+                                        args.eval_samples)
     rewards = [log["reward"] for log in trainer.state.log_history if "reward" in log]
     result = {"summaries": summaries, "summary_source": args.summaries, "steps": args.steps, "preferred_share_before": before,
               "preferred_share_after": after, "mean_reward_first_steps": rewards[:3], "mean_reward_last_steps": rewards[-3:],
               "answers_before": before_rows, "answers_after": after_rows}
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "result.json").write_text(json.dumps(result, indent=2))
-    print(f"answers naming the user's preferred animal (held-out prompts): {before:.0%} before → {after:.0%} after "
-          f"{args.steps} GRPO steps; reward {rewards[:1]} → {rewards[-1:]}")
+    print(f"held-out answers naming only the user's preferred animal, before → after {args.steps} GRPO steps: "
+          + ", ".join(f"{d} {before[d]:.0%} → {after[d]:.0%}" for d in before) + f"; reward {rewards[:1]} → {rewards[-1:]}")
     return result
 
 
