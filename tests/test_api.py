@@ -184,9 +184,12 @@ def test_personalization_margin_subtracts_the_other_users_mean_reward():
 def test_the_trl_grpo_example_trains_a_policy_two_steps_on_the_runs_reward(plus_run, tmp_path):
     # its own process: TRL's trainer sets accelerate's process-wide state, which later trainers must set anew
     example = Path(__file__).resolve().parents[1] / "examples" / "trl_grpo_pets.py"
-    subprocess.run([sys.executable, str(example), "--run", str(plus_run), "--steps", "2", "--completion-tokens", "8",
-                    "--out", str(tmp_path / "grpo")], check=True, capture_output=True)
+    subprocess.run([sys.executable, str(example), "--run", str(plus_run), "--summaries", "run", "--steps", "2",
+                    "--completion-tokens", "8", "--eval-samples", "1", "--out", str(tmp_path / "grpo")],
+                   check=True, capture_output=True)
     result = json.loads((tmp_path / "grpo" / "result.json").read_text())
     assert set(result["summaries"]) == {"dogs", "cats"} and all(result["summaries"].values())
-    assert 0.0 <= result["preferred_share_after"] <= 1.0 and len(result["answers_after"]) == 8
+    assert result["summary_source"] == "run"
+    assert all(0.0 <= result["preferred_share_after"][d] <= 1.0 for d in ("greedy", "sampled"))
+    assert len(result["answers_after"]) == 16  # 2 users × 4 held-out prompts × (greedy + 1 sample)
     assert len(result["mean_reward_last_steps"]) >= 1

@@ -119,3 +119,35 @@ def test_vpl_user_latent_can_change_which_response_ranks_first():
             margins.append((chosen - rejected).item())
     # a head linear in z would add the same w·z to both responses: every margin would be equal
     assert max(margins) - min(margins) > 1e-3, margins
+
+
+def test_centered_similarity_by_hand():
+    from plusrl.models.reward_model import centered_similarity
+
+    # ê(c) = (1, 0), ê(s) = (0.6, 0.8), μ = (0.5, 0.5): (0.5, −0.5)·(0.6, 0.8) = −0.1
+    got = centered_similarity(torch.tensor([[2.0, 0.0]]), torch.tensor([[3.0, 4.0]]), torch.tensor([0.5, 0.5]))
+    torch.testing.assert_close(got, torch.tensor([-0.1]))
+    # μ = ê(c) (a user exactly like the average one): nothing sets them apart
+    assert centered_similarity(torch.tensor([[1.0, 0.0]]), torch.tensor([[3.0, 4.0]]), torch.tensor([1.0, 0.0])) == 0
+
+
+def test_the_population_mean_is_learned_in_training_kept_for_scoring_and_saved(tmp_path):
+    from plusrl.models.reward_model import RewardModelConfig
+
+    model = RewardModel(RewardModelConfig(max_length=32, similarity_weight=5.0, similarity_centering=True))
+    records = load_split("pets", "test")[:4]
+    batch = model.encode_pairs(records, build_conditionings("oracle", records, "pets"))
+    assert model.conditioning_mean.abs().sum() == 0
+    model.train()
+    model(batch)
+    trained_mean = model.conditioning_mean.clone()
+    assert trained_mean.abs().sum() > 0  # folded in from the batch
+    model.eval()
+    with torch.no_grad():
+        scores = model(batch)
+    torch.testing.assert_close(model.conditioning_mean, trained_mean)  # scoring leaves it as it is
+    model.save(tmp_path / "rm")
+    reloaded = RewardModel.load(tmp_path / "rm").eval()
+    torch.testing.assert_close(reloaded.conditioning_mean, trained_mean)
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(batch), scores)

@@ -11,6 +11,12 @@ conditioning text, each embedded on its own by the same backbone:
 The head alone learns the training population's prior (every Pets user ranks birds above
 rabbits) and cannot overturn it from the conditioning text; the similarity term is a path on
 which "the user likes what the text talks about" transfers to things never seen in training.
+
+With `similarity_centering`, the term reads what sets this user's text apart from the average
+user's, (ê(c) − μ)·ê(response) with μ the population's mean unit embedding of conditioning
+texts: on pairs every user agrees on, cos(c, response) could learn the population prior too
+(one response close to every user's text); the centred term cannot, so that prior stays in
+the head.
 """
 
 from __future__ import annotations
@@ -45,6 +51,10 @@ class RewardModelConfig:
     similarity_weight: float = 0.0
     """w in r(s|c) = head(...) + w·cos(embed(c), embed(response)); 0 = the head alone.
     Used only by methods that condition on text (Oracle, ICL, PLUS)."""
+    similarity_centering: bool = False
+    """Use (ê(c) − μ)·ê(response) for the similarity term, μ the mean unit embedding of the
+    training users' conditioning texts (the batch's while training, a running mean kept with the
+    weights for scoring, as batch norm keeps its statistics)."""
 
     def __post_init__(self):
         if self.pooling not in ("auto", "mean", "last"):
@@ -53,6 +63,14 @@ class RewardModelConfig:
             raise ValueError(f"reward model max_length must be at least 8 tokens, not {self.max_length}")
         if self.similarity_weight < 0:
             raise ValueError(f"similarity_weight must be >= 0, not {self.similarity_weight}")
+
+
+def centered_similarity(conditioning: torch.Tensor, response: torch.Tensor, population_mean: torch.Tensor) -> torch.Tensor:
+    """(ê(c) − μ)·ê(s) per row, ê the unit vector: cos(c, s) minus the mean user's cos(·, s) when
+    μ is the mean of the users' ê(c). c = (2, 0), s = (3, 4), μ = (0.5, 0.5): (0.5, −0.5)·(0.6, 0.8) = −0.1."""
+    unit_c = torch.nn.functional.normalize(conditioning, dim=-1)
+    unit_s = torch.nn.functional.normalize(response, dim=-1)
+    return ((unit_c - population_mean) * unit_s).sum(-1)
 
 
 def longest_first(lengths: list[int], room: int) -> list[int]:
@@ -131,6 +149,9 @@ class RewardModel(TrainedWeights, nn.Module):
         nn.init.normal_(out_layer.weight, std=1.0 / (out_layer.in_features + 1) ** 0.5)
         nn.init.zeros_(out_layer.bias)
         self.mark_trained_weights()
+        if config.similarity_centering:
+            self.register_buffer("conditioning_mean", torch.zeros(hidden))
+            self._trained_names.add("conditioning_mean")  # learned from the training users: saved with the weights
 
     @property
     def device(self) -> torch.device:
@@ -195,12 +216,25 @@ class RewardModel(TrainedWeights, nn.Module):
             pooled = torch.cat([pooled, latent.to(pooled.dtype)], dim=-1)
         out = self.head(pooled.to(next(self.head.parameters()).dtype))
         if batch.conditioning is not None:
-            similarity = torch.cosine_similarity(
-                self._embed(batch.conditioning)[batch.conditioning_index], self._embed(batch.response), dim=-1
-            )
+            conditioning = self._embed(batch.conditioning)[batch.conditioning_index]
+            response = self._embed(batch.response)
+            if self.config.similarity_centering:
+                similarity = centered_similarity(conditioning, response, self._population_mean(conditioning))
+            else:
+                similarity = torch.cosine_similarity(conditioning, response, dim=-1)
             bonus = self.config.similarity_weight * similarity.to(out.dtype).unsqueeze(-1)
             out = torch.cat([out[:, :1] + bonus, out[:, 1:]], dim=-1)  # DPL: the bonus moves the mean only
         return out.squeeze(-1) if self.config.n_outputs == 1 else out
+
+    def _population_mean(self, conditioning: torch.Tensor, momentum: float = 0.1) -> torch.Tensor:
+        """μ: the batch's mean unit conditioning embedding while training (and folded into the
+        running mean), the running mean when scoring."""
+        if not self.training:
+            return self.conditioning_mean.to(conditioning.dtype)
+        batch_mean = torch.nn.functional.normalize(conditioning, dim=-1).mean(0)
+        with torch.no_grad():
+            self.conditioning_mean.lerp_(batch_mean.detach().to(self.conditioning_mean.dtype), momentum)
+        return batch_mean
 
     def _embed(self, tokens: Tokens) -> torch.Tensor:
         """Mean-pooled sentence embedding (what MiniLM was trained to produce), whatever the head's pooling."""
