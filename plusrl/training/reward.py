@@ -102,12 +102,19 @@ class RewardTrainConfig:
     """Checkpoint every N optimizer steps (and at the end)."""
     latent_kl_weight: float = 0.01
     """VPL: weight of KL(q(z | context) || N(0, I)) in the loss."""
+    latent_noise_scale: float = 1e-3
+    """VPL: z = μ + scale·σ·ε while training. VPL's authors scale ε by 1e-3 (their
+    `reparameterization`); at 1 the noise of 512 latent dimensions buries μ, the decoder learns
+    to ignore z and the posterior collapses to the prior."""
     data: DataConfig = field(default_factory=DataConfig)
     model: RewardModelConfig = field(default_factory=RewardModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
 
     def __post_init__(self):
         check_tracker_installed(self.report_to)
+        if self.latent_kl_weight < 0 or self.latent_noise_scale < 0:
+            raise ValueError(f"latent_kl_weight and latent_noise_scale must be >= 0, "
+                             f"not {self.latent_kl_weight} and {self.latent_noise_scale}")
 
 
 def train_reward_model(cfg: RewardTrainConfig, resume: bool = False) -> Path:
@@ -150,7 +157,8 @@ def train_reward_model(cfg: RewardTrainConfig, resume: bool = False) -> Path:
         enc = reward_model.encode_pairs(batch, cond)
         n_truncated, n_seen = n_truncated + enc.n_truncated, n_seen + 2 * len(batch)
         with accelerator.autocast():
-            loss, r_chosen, r_rejected = pair_loss(spec, forward, reward_model, batch, enc, cfg.latent_kl_weight)
+            loss, r_chosen, r_rejected = pair_loss(spec, forward, reward_model, batch, enc, cfg.latent_kl_weight,
+                                                  cfg.latent_noise_scale)
         stats = {"rm/loss": loss.item()}
         if not math.isfinite(stats["rm/loss"]):
             ctx.log(step, stats)  # raises TrainingDiverged, naming the last good checkpoint
@@ -183,13 +191,14 @@ def method_model_config(spec: MethodSpec, config: RewardModelConfig) -> RewardMo
     return config
 
 
-def pair_loss(spec: MethodSpec, forward, reward_model: RewardModel, batch, enc, latent_kl_weight: float = 0.0):
+def pair_loss(spec: MethodSpec, forward, reward_model: RewardModel, batch, enc, latent_kl_weight: float = 0.0,
+              latent_noise_scale: float = 1.0):
     """The method's training loss on a batch of pairs, and the rewards it gives chosen and rejected."""
     n = len(batch)
     latent, kl = None, 0.0
     if spec.loss == "vpl":  # reparameterised sample of z from the user's context
         mean, logvar = reward_model.user_latent(batch)
-        z = mean + torch.randn_like(mean) * (0.5 * logvar).exp()
+        z = mean + latent_noise_scale * torch.randn_like(mean) * (0.5 * logvar).exp()
         latent, kl = torch.cat([z, z]), gaussian_kl(mean, logvar)
     out = forward(enc, latent).float()
     if spec.loss == "dpl":
