@@ -56,6 +56,7 @@ def test_missing_recipe(tmp_path):
         (["method=oracle", "optim.batch_size=0"], "batch_size, epochs ≥ 1"),
         (["method=oracle", "model.pooling=max"], "pooling must be auto, mean or last"),
         (["method=plsu"], "unknown method 'plsu'; choose from btl, dpl"),
+        (["method=vpl", "latent_noise_scale=-1"], "latent_noise_scale must be >= 0"),
     ],
 )
 def test_settings_are_checked_when_loaded_before_any_model(overrides, message):
