@@ -139,13 +139,12 @@ class RewardModel(TrainedWeights, nn.Module):
         self.backbone = backbone
         hidden = backbone.config.hidden_size
         self.user_encoder = UserEncoder(2 * hidden, config.latent_hidden, config.latent_dim) if config.latent_dim else None
-        self.head = nn.Linear(hidden, config.n_outputs)
-        if self.user_encoder is not None:
-            # VPL's reward decoder is an MLP over [pooled; z]: with a linear head, z would add the
-            # same w·z to a user's chosen and rejected response and cancel in the BT margin
-            self.head = nn.Sequential(nn.Linear(hidden + config.latent_dim, config.latent_hidden), nn.ReLU(),
-                                      nn.Linear(config.latent_hidden, config.n_outputs))
-        out_layer = self.head[-1] if isinstance(self.head, nn.Sequential) else self.head
+        # VPL's reward decoder is an MLP over [pooled; z]: a linear head would add the same w·z to a
+        # user's chosen and rejected response, and z would cancel in the BT margin
+        self.head = nn.Sequential(nn.Linear(hidden + config.latent_dim, config.latent_hidden), nn.ReLU(),
+                                  nn.Linear(config.latent_hidden, config.n_outputs)) if config.latent_dim \
+            else nn.Linear(hidden, config.n_outputs)
+        out_layer = self.head[-1] if config.latent_dim else self.head
         nn.init.normal_(out_layer.weight, std=1.0 / (out_layer.in_features + 1) ** 0.5)
         nn.init.zeros_(out_layer.bias)
         self.mark_trained_weights()
