@@ -22,8 +22,9 @@ class TrainedWeights:
     config_file: str
     config_class: type
 
-    def mark_trained_weights(self) -> None:
-        self._trained_names = {n for n, p in self.named_parameters() if p.requires_grad}
+    def mark_trained_weights(self, statistics: tuple[str, ...] = ()) -> None:
+        """`statistics`: buffers learned from the training data (not by gradient), saved with the weights."""
+        self._trained_names = {n for n, p in self.named_parameters() if p.requires_grad} | set(statistics)
 
     def trained_state_dict(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items() if k in self._trained_names}

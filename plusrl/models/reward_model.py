@@ -147,10 +147,9 @@ class RewardModel(TrainedWeights, nn.Module):
         out_layer = self.head[-1] if config.latent_dim else self.head
         nn.init.normal_(out_layer.weight, std=1.0 / (out_layer.in_features + 1) ** 0.5)
         nn.init.zeros_(out_layer.bias)
-        self.mark_trained_weights()
         if config.similarity_centering:
             self.register_buffer("conditioning_mean", torch.zeros(hidden))
-            self._trained_names.add("conditioning_mean")  # learned from the training users: saved with the weights
+        self.mark_trained_weights(statistics=("conditioning_mean",) if config.similarity_centering else ())
 
     @property
     def device(self) -> torch.device:
