@@ -107,6 +107,11 @@ class PlusConfig:
     """N: (context, pair) tuples per iteration (global)."""
     reward_model_init: str = ""
     """Run folder of a trained reward model to start from (needed when it stays static)."""
+    freeze_summarizer_iterations: int = 0
+    """First iterations in which only the reward model learns (OpenRLHF's freezing_actor_steps).
+    Under a reward model no better than chance, a summary that says nothing has the best expected
+    return (margin 0 scores log ½; a confident wrong margin scores less), so a summarizer that
+    moves first can collapse onto a generic sentence before the reward model reads anything."""
     sample_every: int = 5
     """Write example summaries to samples.jsonl every K iterations."""
     save_every: int = 5
@@ -124,6 +129,9 @@ class PlusConfig:
             raise ValueError(f"{self.method} keeps the reward model static: give reward_model_init=<run folder>")
         if min(self.iterations, self.rollout_batch_size, self.sample_every, self.save_every) < 1:
             raise ValueError("iterations, rollout_batch_size, sample_every and save_every must be ≥ 1")
+        if not 0 <= self.freeze_summarizer_iterations < self.iterations:
+            raise ValueError(f"freeze_summarizer_iterations must be in [0, iterations={self.iterations}), "
+                             f"not {self.freeze_summarizer_iterations}")
 
 
 @dataclass
@@ -194,9 +202,9 @@ def train_plus(cfg: PlusConfig, resume: bool = False) -> Path:
         # 5. advantages: GAE over tokens with the critic (Eq. 5), or a group baseline
         advantages, value_targets = compute_advantages(ppo, rollout, returns, kl)
 
-        # 6. M_θ PPO updates of the summarizer (Eq. 6)
+        # 6. M_θ PPO updates of the summarizer (Eq. 6), once the reward model has had its warm-up
         clock = time.perf_counter()
-        if run.actor is not None:
+        if run.actor is not None and iteration >= cfg.freeze_summarizer_iterations:
             stats |= ppo_update(run, rollout, advantages, value_targets)
         stats["time/summarizer_update"] = time.perf_counter() - clock
 
