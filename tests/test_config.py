@@ -57,6 +57,8 @@ def test_missing_recipe(tmp_path):
         (["method=oracle", "model.pooling=max"], "pooling must be auto, mean or last"),
         (["method=plsu"], "unknown method 'plsu'; choose from btl, dpl"),
         (["method=vpl", "latent_noise_scale=-1"], "latent_noise_scale must be >= 0"),
+        (["method=plus", "iterations=4", "freeze_summarizer_iterations=4"],
+         "freeze_summarizer_iterations must be in [0, iterations=4)"),
     ],
 )
 def test_settings_are_checked_when_loaded_before_any_model(overrides, message):

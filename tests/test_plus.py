@@ -195,6 +195,27 @@ def test_plus_learns_the_reward_model_reads_fresh_summaries_and_the_return_rises
     assert not any("policy/kl" in r for r in rows)  # β = 0: the KL is not measured, so not logged as 0
 
 
+@pytest.mark.slow
+def test_the_summarizer_waits_for_the_reward_models_warm_up(tmp_path):
+    """freeze_summarizer_iterations=1: iteration 0 trains the reward model only (the adapters'
+    B matrices stay at their zero init), iteration 1 trains both."""
+    cfg = load_config(PlusConfig, None, [*TINY_PLUS, "ppo.advantage_estimator=rloo", "ppo.group_size=2",
+                                         "ppo.kl_coef=0", "freeze_summarizer_iterations=1", "data.eval_datasets=[]",
+                                         f"output_dir={tmp_path / 'run'}"])
+    run_dir = train_plus(cfg)
+
+    def saved(step, part, file):
+        return load_file(run_dir / "checkpoints" / f"step-{step:06d}" / part / file)
+
+    warm_up, after = (saved(step, "summarizer", "summarizer.safetensors") for step in (1, 2))
+    lora_b = [k for k in after if "lora_B" in k]
+    assert lora_b and all(warm_up[k].abs().sum() == 0 for k in lora_b)
+    assert any(after[k].abs().sum() > 0 for k in lora_b)
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert "policy/loss" not in metrics[0] and "policy/loss" in metrics[1]
+    assert "rm/loss" in metrics[0]
+
+
 def test_a_frozen_summarizer_saves_and_loads_its_adapters(tmp_path):
     """PLUS-untrained freezes the summarizer; its checkpoint must still load for evaluation."""
     summarizer = Summarizer(SummarizerConfig(lora_rank=2))

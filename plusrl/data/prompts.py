@@ -5,7 +5,11 @@ Each function turns records into plain text; models decide how to tokenize it.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from plusrl.data.schema import Conversation, Note, PreferencePair, Record
+
+Instruction = Literal["paper", "stated"]
 
 SUMMARY_CONDITIONING = (
     "Here is the summary of my preferences based on previous conversations: {summary}. "
@@ -16,6 +20,13 @@ _PETS_SUMMARIZER_TAIL = (
     "Based on the user's past conversation, provide a short summary of the user's preference. "
     "Focus on the user's preference that should guide how the AI assistant responds to this user "
     "in future conversations. Keep the summary concise under 50 words. Start your response with ##Summary"
+)
+# "stated": ask for the preference itself, in the words a person would use. Not in the paper; the
+# paper's instruction left the 135M summarizer copying a context sentence ("The user chose: Dogs
+# …"), which a user cannot read as a statement about them nor edit as one.
+_PETS_STATED_TAIL = (
+    "Based on the user's past conversation, which kind of pet does the user prefer? Answer in one sentence "
+    "of the form 'The user prefers X.' Do not repeat the facts. Start your response with ##Summary"
 )
 _GENERIC_INTRO = (
     "In order to provide more information about myself, I'm including examples from my previous "
@@ -28,6 +39,12 @@ _GENERIC_SUMMARIZER_TAIL = (
     "responses, and what the user preferred about the chosen responses. Do not focus on the topics of "
     "specific conversations. Keep your summary concise—under 50 words. Start your response with ##Summary"
 )
+_GENERIC_STATED_TAIL = (
+    "Based on this information, what kind of response does the user prefer? Answer in one sentence of the form "
+    "'The user prefers X.' Do not repeat the responses. Start your response with ##Summary"
+)
+_SUMMARIZER_TAILS = {("pets", "paper"): _PETS_SUMMARIZER_TAIL, ("pets", "stated"): _PETS_STATED_TAIL,
+                     ("generic", "paper"): _GENERIC_SUMMARIZER_TAIL, ("generic", "stated"): _GENERIC_STATED_TAIL}
 
 
 def family(dataset: str) -> str:
@@ -71,11 +88,13 @@ def context_text(record: Record, dataset: str) -> str:
     return "\n\n".join(_item_text(item, family(dataset)) for item in record.context)
 
 
-def summarizer_prompt(context: str, dataset: str) -> str:
-    """App. I.1: the instruction given to the summarizer for one user's context."""
+def summarizer_prompt(context: str, dataset: str, instruction: Instruction = "paper") -> str:
+    """The instruction given to the summarizer for one user's context: App. I.1's ("paper"), or
+    one that asks for the stated preference ("stated")."""
+    tail = _SUMMARIZER_TAILS[family(dataset), instruction]
     if family(dataset) == "pets":
-        return f"{context}\n\n{_PETS_SUMMARIZER_TAIL}"
-    return f"{_GENERIC_INTRO}\n\n{context}\n\n{_GENERIC_SUMMARIZER_TAIL}"
+        return f"{context}\n\n{tail}"
+    return f"{_GENERIC_INTRO}\n\n{context}\n\n{tail}"
 
 
 def icl_conditioning(context: str, dataset: str) -> str:

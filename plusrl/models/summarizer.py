@@ -17,7 +17,7 @@ from torch import nn
 from transformers import DynamicCache, StaticCache
 from transformers.generation.logits_process import TopPLogitsWarper
 
-from plusrl.data.prompts import clip_responses, context_text, strip_summary_header, summarizer_prompt
+from plusrl.data.prompts import Instruction, clip_responses, context_text, strip_summary_header, summarizer_prompt
 from plusrl.data.schema import Record
 from plusrl.models.loader import CHARS_PER_TOKEN, load_causal_lm, load_tokenizer
 from plusrl.models.persistence import TrainedWeights
@@ -44,6 +44,10 @@ class SummarizerConfig:
     """Words the summary starts with, written after the prompt's assistant turn opens (e.g. "The user
     prefers"): the model continues them, and they are part of the summary the reward model reads.
     Empty: the model starts as it likes (the paper's prompt asks for "##Summary")."""
+    instruction: Instruction = "paper"
+    """paper: App. I.1's request for a short summary; stated: a request for the preference itself
+    ("… which kind of pet does the user prefer? Answer … 'The user prefers X.'"), which a person
+    can read and edit (plusrl.data.prompts)."""
 
 
 @dataclass
@@ -141,7 +145,7 @@ class Summarizer(TrainedWeights, nn.Module):
         while True:
             shown = record.model_copy(update={"context": items})
             context = context_text(shown, dataset)
-            ids = self._chat(summarizer_prompt(context[-budget:], dataset))
+            ids = self._chat(summarizer_prompt(context[-budget:], dataset, self.config.instruction))
             if len(ids) <= self.config.max_prompt_tokens:
                 return ids
             if len(items) == 1:
