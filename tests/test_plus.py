@@ -10,6 +10,7 @@ from safetensors.torch import load_file
 from plusrl.config import load_config
 from plusrl.data.registry import load_split
 from plusrl.data.schema import PreferencePair
+from plusrl.eval.readability import readability_rate
 from plusrl.eval.runs import evaluate_run
 from plusrl.models.summarizer import (
     Summarizer,
@@ -81,6 +82,19 @@ def test_summaries_continue_the_configured_start_even_when_the_prompt_is_cut():
         assert summarizer.tokenizer.decode(ids).endswith("assistant\n" + start) and len(ids) <= 120
     (summary,) = summarizer.summarize([record], "pets")
     assert summary.startswith(start) and len(summary) > len(start) + 1  # the model wrote on from the start
+
+
+def test_the_stated_instruction_gets_a_statement_of_the_preference_instead_of_a_copy():
+    """Untrained, on users of animals never seen in training: the paper's instruction gets
+    "The user's preference is that of horses to protect their skin…" (1 of 8 readable, measured);
+    the stated one gets "The user prefers horses." (6 of 8: goldfish is named for turtles users)."""
+    records = load_split("pets-val", "validation")[:8]
+
+    def readable(instruction):
+        summarizer = Summarizer(SummarizerConfig(lora_rank=0, max_summary_tokens=16, instruction=instruction))
+        return readability_rate(summarizer.summarize(records, "pets"), records)
+
+    assert readable("stated") >= 0.6 > 0.3 >= readable("paper")
 
 
 def _full_pass_logprobs(summarizer, prompt_ids, prompt_mask, rollout):
