@@ -91,3 +91,19 @@ def test_reproduce_table3_freezes_the_reward_model_that_plus_untrained_trained(t
     assert frozen.keys() == after.keys() and all(frozen[k].equal(after[k]) for k in frozen)
     adapters = load_file(latest_checkpoint(static) / "summarizer" / "summarizer.safetensors")
     assert any("lora_B" in k and v.abs().sum() > 0 for k, v in adapters.items())  # LoRA B starts at zero
+
+
+def test_the_table_of_several_seeds_gives_mean_and_std_per_method(capsys):
+    from plusrl.eval.runs import print_table
+
+    rows = [{"method": "plus", "run": f"seed{s}", "dataset": d, "accuracy": acc, "n_pairs": 4,
+             "readable_summaries": readable, "edit_following": edits}
+            for s, (acc, readable, edits) in enumerate([(1.0, 0.5, 0.75), (0.5, 1.0, 0.25)]) for d in ("pets", "pets-ood")]
+    rows.append({"method": "oracle", "run": "o", "dataset": "pets", "accuracy": 1.0, "n_pairs": 4,
+                 "readable_summaries": None, "edit_following": None})
+    print_table(rows)
+    lines = capsys.readouterr().out.splitlines()
+    plus, oracle = next(x for x in lines if "plus" in x), next(x for x in lines if "oracle" in x)
+    # (100, 50) → 75.0 ± 35.4 for accuracy and readability on both datasets; (75, 25) → 50.0 ± 35.4 edits
+    assert plus.count("75.0 ± 35.4") == 4 and "50.0 ± 35.4" in plus and " 2 " in plus
+    assert "100.0" in oracle and oracle.count("—") == 4  # no pets-ood run, no summaries, no edit check

@@ -16,6 +16,8 @@ ANIMALS = ["birds", "cats", "dogs", "rabbits", "hamsters", "goldfish"]
     ("I'm a dog person.", {"dogs"}),
     ("Goldfish are my favourite animals. Hamsters bore me.", {"goldfish"}),
     ("I'd rather hear about rabbits than birds.", {"rabbits"}),
+    ("The user prefers Rabbits to Birds.", {"rabbits"}),
+    ("The user prefers to hear about dogs.", {"dogs"}),
     ("Never liked cats.", set()),
     ("Cats nap in sunny spots to keep warm.", set()),
 ])

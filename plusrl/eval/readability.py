@@ -31,6 +31,14 @@ def _animal_pattern(animal: str) -> str:
     return rf"\b{re.escape(stem)}s?\b"
 
 
+def _before_compared(window: str, animals: list[str]) -> str:
+    """'prefer X to Y' names Y as the one not preferred: cut at a 'to' after the first animal
+    ('dogs to cats' → 'dogs '), but not before it ('to hear about dogs' stays whole)."""
+    first = [m.end() for a in animals if (m := re.search(_animal_pattern(a), window))]
+    compared = re.search(r"\bto\b", window[min(first):]) if first else None
+    return window[: min(first) + compared.start()] if compared else window
+
+
 def preferred_animals(summary: str, animals: list[str]) -> set[str]:
     """Animals the text names as liked: within a clause after a liking word and not negated
     ('prefers cats over dogs' → {cats}; 'dislikes dogs' → {})."""
@@ -43,6 +51,8 @@ def preferred_animals(summary: str, animals: list[str]) -> set[str]:
             after = clause[match.end():]
             cut = re.search(rf"\b{_NEGATION}\b", after)
             window = after[: cut.start()] if cut else after
+            if match.group(0).startswith("prefer"):
+                window = _before_compared(window, animals)
             liked |= {a for a in animals if re.search(_animal_pattern(a), window)}
         for pattern in _NAMED_FIRST:  # "a dog person", "cats are my favourite", "rather dogs than cats"
             for match in re.finditer(pattern, clause):

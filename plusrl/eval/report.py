@@ -142,7 +142,8 @@ def reproduce(table: str, seeds: list[int], out_dir: Path, report_dir: Path, qui
     return write_report(table, spec, rows, runs, missing, report_dir, quick, seeds, data)
 
 
-def _mean_std(values: list[float]) -> str:
+def mean_std(values: list[float]) -> str:
+    """Fractions as "mean ± std" in % (sample std over runs), one value as itself, none as "—"."""
     if not values:
         return "—"
     mean = 100 * statistics.mean(values)
@@ -199,7 +200,7 @@ def write_report(table, spec: TableSpec, rows, runs, missing, report_dir: Path, 
     header = ["method", "context"] + [f"{d} (ours)" for d in spec.eval_datasets] + [f"{d} (paper)" for d in spec.eval_datasets]
     body = []
     for row in rows:
-        ours = [_mean_std([s[d_path] for s in row["scores"]]) for d_path in (row["scores"][0] if row["scores"] else {})]
+        ours = [mean_std([s[d_path] for s in row["scores"]]) for d_path in (row["scores"][0] if row["scores"] else {})]
         paper = [spec.paper.get(row["method"], {}).get(d, "—") for d in spec.eval_datasets]
         body.append([row["method"], row["context_type"], *ours, *paper])
     curves = _curves(table, runs, report_dir) if runs else None

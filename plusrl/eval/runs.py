@@ -12,6 +12,7 @@ from plusrl.data.prompts import summary_conditioning
 from plusrl.data.registry import load_split
 from plusrl.eval.accuracy import evaluate, score_responses
 from plusrl.eval.readability import edit_following
+from plusrl.eval.report import mean_std
 from plusrl.io import atomic_write_text
 from plusrl.methods import method_spec
 from plusrl.models.conditioning import build_conditionings
@@ -51,21 +52,33 @@ def evaluate_run(run_dir: Path, datasets: list[str] | None = None, max_records: 
 
 
 def collect_results(run_dirs: list[Path]) -> list[dict]:
+    """One row per (run, evaluated dataset), with the run's edit-following rate when it has one."""
     rows = []
     for run_dir in run_dirs:
-        method = RunDir(run_dir).method()
-        for path in sorted(RunDir(run_dir).eval_dir.glob("*.json")):
-            rows.append({"method": method, "run": str(run_dir), **json.loads(path.read_text())})
+        run = RunDir(run_dir)
+        edits_file = run.checks_dir / "edit_following.json"
+        edits = json.loads(edits_file.read_text())["edit_following"] if edits_file.is_file() else None
+        for path in sorted(run.eval_dir.glob("*.json")):
+            rows.append({"method": run.method(), "run": str(run_dir), "edit_following": edits,
+                         **json.loads(path.read_text())})
     return rows
 
 
 def print_table(rows: list[dict], console: Console | None = None) -> None:
+    """Per method, over its runs (seeds): accuracy on each dataset, the share of readable summaries
+    on each dataset where the check applies, and edit-following."""
     datasets = sorted({r["dataset"] for r in rows})
-    table = Table(title="Held-out reward-model accuracy (%)")
-    table.add_column("method")
-    for d in datasets:
-        table.add_column(d, justify="right")
+    readable = [d for d in datasets if any(r.get("readable_summaries") is not None for r in rows if r["dataset"] == d)]
+    table = Table(title="Held-out reward-model accuracy (%), mean ± std over runs")
+    for column in ["method", "runs", *datasets, *(f"readable summaries, {d}" for d in readable), "edit-following"]:
+        table.add_column(column, justify="left" if column == "method" else "right")
     for method in dict.fromkeys(r["method"] for r in rows):
-        cells = {r["dataset"]: f"{100 * r['accuracy']:.1f}  (n={r['n_pairs']})" for r in rows if r["method"] == method}
-        table.add_row(method, *(cells.get(d, "—") for d in datasets))
-    (console or Console()).print(table)
+        mine = [r for r in rows if r["method"] == method]
+        by_run = {r["run"]: r["edit_following"] for r in mine if r["edit_following"] is not None}
+
+        def cell(dataset, key):
+            return mean_std([r[key] for r in mine if r["dataset"] == dataset and r.get(key) is not None])
+
+        table.add_row(method, str(len({r["run"] for r in mine})), *(cell(d, "accuracy") for d in datasets),
+                      *(cell(d, "readable_summaries") for d in readable), mean_std(list(by_run.values())))
+    (console or Console(width=200)).print(table)
