@@ -1,11 +1,15 @@
-"""How often an (untrained) summarizer's greedy summaries name the user's style, on DSP validation users.
+"""How often an (untrained) summarizer's greedy summaries state the user's preference, on validation users.
 
-It isolates the summary leg of PLUS on real text: the Oracle reward model shows what a good
-description is worth, this shows whether the summarizer writes one. Each summarizer setting
-(a recipe's summarizer, optionally with another `summary_start`) is run on the same users.
+It isolates the summary leg of PLUS: the Oracle reward model shows what a good description is
+worth, this shows whether the summarizer writes one. On DSP the check is that the summary names
+the user's domain style; on Pets-like data that it states the user's animal as preferred without
+copying a context sentence (plusrl.eval.readability). Each setting (the recipe's summarizer with
+another `summary_start`, named instruction or instruction in your own words) runs on the same users.
 
     python benchmarks/summary_style_probe.py --dataset data/dsp --users 48 \
         --summary-start "" --summary-start "The user prefers answers that are"
+    python benchmarks/summary_style_probe.py --dataset pets-val --recipe recipes/pets/plus.yaml --users 32 \
+        --instruction paper --instruction stated --instruction-text "Which kind of pet …? Start your response with ##Summary"
 """
 
 from __future__ import annotations
@@ -26,16 +30,20 @@ def main() -> None:
     parser.add_argument("--dataset", default="data/dsp")
     parser.add_argument("--recipe", default="plusrl/recipes/dsp/plus.yaml", help="whose summarizer settings to use")
     parser.add_argument("--users", type=int, default=48)
-    parser.add_argument("--summary-start", action="append", default=None, help="repeatable; '' for none")
+    parser.add_argument("--summary-start", action="append", default=[], help="repeatable; '' for none")
+    parser.add_argument("--instruction", action="append", default=[], help="repeatable: paper | stated")
+    parser.add_argument("--instruction-text", action="append", default=[], help="repeatable: your own instruction")
     args = parser.parse_args()
     cfg = method_config(args.recipe)
     records = load_split(args.dataset, "validation")[: args.users]
-    for start in args.summary_start or [cfg.summarizer.summary_start]:
+    settings = ([{"summary_start": s} for s in args.summary_start] + [{"instruction": i} for i in args.instruction]
+                + [{"instruction_text": t} for t in args.instruction_text]) or [{}]
+    for setting in settings:
         clock = time.perf_counter()
-        summarizer = Summarizer(dataclasses.replace(cfg.summarizer, summary_start=start))
+        summarizer = Summarizer(dataclasses.replace(cfg.summarizer, **setting))
         summaries = summarizer.summarize(records, cfg.data.prompts)
-        print(json.dumps({"summary_start": start, "users": len(records),
-                          "names_the_users_style": readability_rate(summaries, records),
+        print(json.dumps({**setting, "users": len(records),
+                          "states_the_users_preference": readability_rate(summaries, records),
                           "seconds": round(time.perf_counter() - clock, 1),
                           "examples": [f"{r.meta['user_type']}: {s}" for r, s in list(zip(records, summaries))[:4]]},
                          indent=1))

@@ -100,8 +100,9 @@ def _summarizer(run: RunDir, cfg, folder: Path) -> None:
     (adapter / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2))
     (folder / SUMMARIZER_FILE).write_text(json.dumps(
         {"config": asdict(summarizer.config), "prompts": cfg.data.prompts,
-         "note": "the prompt is plusrl.data.prompts.summarizer_prompt(context_text(user, prompts), prompts, config.instruction) in the "
-                 "tokenizer's chat template, followed by config.summary_start; generation is greedy"}, indent=2))
+         "note": "the prompt is plusrl.data.prompts.summarizer_prompt(context_text(user, prompts), prompts, "
+                 "config.instruction, config.instruction_text) in the tokenizer's chat template, followed by "
+                 "config.summary_start; generation is greedy"}, indent=2))
 
 
 def _summaries(run: RunDir) -> dict[str, dict[str, str]]:

@@ -8,6 +8,7 @@ import torch
 from safetensors.torch import load_file
 
 from plusrl.config import load_config
+from plusrl.data.prompts import summarizer_prompt
 from plusrl.data.registry import load_split
 from plusrl.data.schema import PreferencePair
 from plusrl.eval.readability import readability_rate
@@ -95,6 +96,15 @@ def test_the_stated_instruction_gets_a_statement_of_the_preference_instead_of_a_
         return readability_rate(summarizer.summarize(records, "pets"), records)
 
     assert readable("stated") >= 0.6 > 0.3 >= readable("paper")
+
+
+def test_an_instruction_in_your_own_words_replaces_the_named_one():
+    context = "The user chose: Dogs bark. The user rejected: Cats purr."
+    stated, own = (summarizer_prompt(context, "pets", "stated", words) for words in ("", "Name the animal."))
+    assert stated.startswith(context) and "'The user prefers X.'" in stated
+    assert own == f"{context}\n\nName the animal."
+    generic = summarizer_prompt(context, "dsp", "paper", "Name the style.")
+    assert generic.endswith(f"{context}\n\nName the style.") and generic.startswith("In order to provide")
 
 
 def _full_pass_logprobs(summarizer, prompt_ids, prompt_mask, rollout):

@@ -88,10 +88,10 @@ def context_text(record: Record, dataset: str) -> str:
     return "\n\n".join(_item_text(item, family(dataset)) for item in record.context)
 
 
-def summarizer_prompt(context: str, dataset: str, instruction: Instruction = "paper") -> str:
-    """The instruction given to the summarizer for one user's context: App. I.1's ("paper"), or
-    one that asks for the stated preference ("stated")."""
-    tail = _SUMMARIZER_TAILS[family(dataset), instruction]
+def summarizer_prompt(context: str, dataset: str, instruction: Instruction = "paper", own_words: str = "") -> str:
+    """The instruction given to the summarizer for one user's context: App. I.1's ("paper"), one
+    that asks for the stated preference ("stated"), or `own_words` when given."""
+    tail = own_words or _SUMMARIZER_TAILS[family(dataset), instruction]
     if family(dataset) == "pets":
         return f"{context}\n\n{tail}"
     return f"{_GENERIC_INTRO}\n\n{context}\n\n{tail}"

@@ -48,6 +48,9 @@ class SummarizerConfig:
     """paper: App. I.1's request for a short summary; stated: a request for the preference itself
     ("… which kind of pet does the user prefer? Answer … 'The user prefers X.'"), which a person
     can read and edit (plusrl.data.prompts)."""
+    instruction_text: str = ""
+    """Your own words in place of the named instruction, written after the user's context (end
+    with "Start your response with ##Summary" to have that header stripped). Empty: `instruction`."""
 
 
 @dataclass
@@ -145,7 +148,8 @@ class Summarizer(TrainedWeights, nn.Module):
         while True:
             shown = record.model_copy(update={"context": items})
             context = context_text(shown, dataset)
-            ids = self._chat(summarizer_prompt(context[-budget:], dataset, self.config.instruction))
+            ids = self._chat(summarizer_prompt(context[-budget:], dataset, self.config.instruction,
+                                               self.config.instruction_text))
             if len(ids) <= self.config.max_prompt_tokens:
                 return ids
             if len(items) == 1:
