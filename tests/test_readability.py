@@ -1,6 +1,7 @@
 """The readability and edit-following checks, on sentences whose answer is obvious to a person."""
 
 import pytest
+import torch
 
 from plusrl.data.registry import load_split
 from plusrl.eval.readability import EDIT_GROUPS, STATEMENTS, edit_cases, edit_following, is_readable, preferred_animals
@@ -55,5 +56,15 @@ def test_edit_following_scores_every_statement_both_ways_on_held_out_facts():
 
     # every statement names the liked animal first: a reader of that rule is always right
     assert edit_following(scorer(True), cases) == {"edit_following": 1.0, "n_cases": len(cases),
-                                                   **{g: 1.0 for g in EDIT_GROUPS}}
+                                                   **{g: 1.0 for g in EDIT_GROUPS},
+                                                   "by_statement": {t: 1.0 for t in STATEMENTS}}
     assert edit_following(scorer(False), cases)["edit_following"] == 0.0
+
+    def likes_the_last_named(conditionings, prompts, responses):
+        def last_named(statement: str) -> str:
+            return max((statement.lower().rfind(a), a) for a in animals if a in statement.lower())[1]
+        return torch.tensor([float(last_named(c) == r.split()[0].lower()) for c, r in zip(conditionings, responses)])
+
+    # a reader that takes the last animal named is right only where a statement names one animal
+    assert edit_following(likes_the_last_named, cases)["by_statement"] == {
+        t: float(t == "I'm a {x} person.") for t in STATEMENTS}

@@ -133,6 +133,7 @@ EDIT_GROUPS = {
 @dataclass
 class EditCase:
     group: str
+    template: str
     statement: str
     liked_fact: str
     other_fact: str
@@ -148,7 +149,7 @@ def edit_cases(facts_per_pair: int = 4) -> list[EditCase]:
             for template in STATEMENTS:
                 statement = template.format(x=x, y=y, X=x.capitalize(), Y=y.capitalize())
                 for k in range(facts_per_pair):
-                    cases.append(EditCase(group, statement, facts[x][-1 - k], facts[y][-1 - k]))
+                    cases.append(EditCase(group, template, statement, facts[x][-1 - k], facts[y][-1 - k]))
     return cases
 
 
@@ -164,4 +165,8 @@ def edit_following(score, cases: list[EditCase] | None = None) -> dict:
     for group in EDIT_GROUPS:
         hits = [ok for ok, c in zip(correct, cases) if c.group == group]
         result[group] = sum(hits) / len(hits)
+    by_template = {}  # which wordings the reward model reads, over every animal pair
+    for ok, c in zip(correct, cases):
+        by_template.setdefault(c.template, []).append(ok)
+    result["by_statement"] = {template: sum(hits) / len(hits) for template, hits in by_template.items()}
     return result
