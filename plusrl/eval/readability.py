@@ -153,6 +153,14 @@ def edit_cases(facts_per_pair: int = 4) -> list[EditCase]:
     return cases
 
 
+def _share_by(correct: list[bool], keys: list[str]) -> dict[str, float]:
+    """Share of True per key, keys in order of first appearance: ([T, F, T], [a, a, b]) → {a: 0.5, b: 1.0}."""
+    hits: dict[str, list[bool]] = {}
+    for ok, key in zip(correct, keys, strict=True):
+        hits.setdefault(key, []).append(ok)
+    return {key: sum(oks) / len(oks) for key, oks in hits.items()}
+
+
 @torch.no_grad()
 def edit_following(score, cases: list[EditCase] | None = None) -> dict:
     """`score(conditionings, prompts, responses)` → rewards. Share of cases ranking the liked fact first."""
@@ -162,11 +170,6 @@ def edit_following(score, cases: list[EditCase] | None = None) -> dict:
                     [c.liked_fact for c in cases] + [c.other_fact for c in cases])
     correct = (rewards[:n] > rewards[n:]).tolist()
     result = {"edit_following": sum(correct) / n, "n_cases": n}
-    for group in EDIT_GROUPS:
-        hits = [ok for ok, c in zip(correct, cases) if c.group == group]
-        result[group] = sum(hits) / len(hits)
-    by_template = {}  # which wordings the reward model reads, over every animal pair
-    for ok, c in zip(correct, cases):
-        by_template.setdefault(c.template, []).append(ok)
-    result["by_statement"] = {template: sum(hits) / len(hits) for template, hits in by_template.items()}
+    result |= _share_by(correct, [c.group for c in cases])  # training, Pets-OOD and new animals
+    result["by_statement"] = _share_by(correct, [c.template for c in cases])  # which wordings it reads
     return result
