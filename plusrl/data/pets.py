@@ -18,6 +18,10 @@ Data to choose designs on without looking at Pets-OOD:
   goldfish), fact sentences of our own (`pets_facts/validation/`).
 - pets-val-prior: users who prefer dogs or cats over birds, against the prior every training
   user shares (birds first), from the training facts; no rabbits, no test facts.
+- pets-val-agreed: its mirror, where the prior is right: dogs and cats users as in training
+  (contexts dogs vs cats), scored on birds against their own animal (birds win, as for every
+  training user); training facts, no rabbits. A reward model that lets the conditioning text
+  overrule the prior must be weighed on both.
 - proxy-pets / proxy-pets-ood: Pets and Pets-OOD rebuilt on those four new animals, to choose
   a design on the structure of the Pets → Pets-OOD transfer without looking at Pets-OOD.
 """
@@ -45,7 +49,11 @@ VALIDATION_SIZE = 200
 VALIDATION_USERS = {
     "pets-val": [("hamsters", "horses"), ("horses", "hamsters"), ("turtles", "goldfish"), ("goldfish", "turtles")],
     "pets-val-prior": [("dogs", "birds"), ("cats", "birds")],
+    "pets-val-agreed": [("dogs", "cats"), ("cats", "dogs")],
 }
+# validation set → the animal whose fact wins each scored pair against the user's liked animal's
+# (absent: the scored pair is liked vs disliked, as in the context)
+VALIDATION_TOP_ANIMAL = {"pets-val-agreed": "birds"}
 CONTEXT_PAIRS = 3
 
 
@@ -63,13 +71,17 @@ def load_validation_facts() -> dict[str, list[str]]:
 
 
 def build_validation(dataset: str) -> list[Record]:
-    """A validation set of VALIDATION_USERS: every pair, in context and as target, is liked vs disliked."""
+    """A validation set of VALIDATION_USERS: every context pair is liked vs disliked; so is the
+    scored pair, unless the set names a top animal (VALIDATION_TOP_ANIMAL): then top vs liked."""
     facts = load_validation_facts()
     rng = random.Random(f"{dataset}/validation")
     records = []
     for i in range(VALIDATION_SIZE):
         liked, disliked = VALIDATION_USERS[dataset][i % len(VALIDATION_USERS[dataset])]
-        pairs = [(rng.choice(facts[liked]), rng.choice(facts[disliked])) for _ in range(CONTEXT_PAIRS + 1)]
+        pairs = [(rng.choice(facts[liked]), rng.choice(facts[disliked])) for _ in range(CONTEXT_PAIRS)]
+        top = VALIDATION_TOP_ANIMAL.get(dataset)
+        pairs.append((rng.choice(facts[top]), rng.choice(facts[liked])) if top else
+                     (rng.choice(facts[liked]), rng.choice(facts[disliked])))
         records.append(
             Record(
                 user_id=f"{dataset}-validation-{i:05d}",
@@ -78,7 +90,7 @@ def build_validation(dataset: str) -> list[Record]:
                 chosen=pairs[-1][0],
                 rejected=pairs[-1][1],
                 oracle=f"This user prefers {liked} over {disliked}.",
-                meta={"user_type": liked, "disliked": disliked, "controversial": True},
+                meta={"user_type": liked, "disliked": disliked, "controversial": top is None},
             )
         )
     return records

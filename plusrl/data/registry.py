@@ -10,7 +10,7 @@ from plusrl.data.readers import DataError, read_records
 from plusrl.data.schema import Record
 
 BUILTIN = {"pets": ("train", "test"), "pets-ood": ("test",), "pets-val": ("validation",), "pets-val-prior": ("validation",),
-           "proxy-pets": ("train", "test"), "proxy-pets-ood": ("test",)}
+           "pets-val-agreed": ("validation",), "proxy-pets": ("train", "test"), "proxy-pets-ood": ("test",)}
 
 
 def load_split(dataset: str, split: str, context_type: str = "pairs") -> list[Record]:
