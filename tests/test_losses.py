@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from plusrl.training.losses import bradley_terry_loss, preference_accuracy
+from plusrl.training.losses import bradley_terry_loss, guided_reward, preference_accuracy
 
 
 def test_bradley_terry_loss_matches_hand_computation():
@@ -14,6 +14,17 @@ def test_bradley_terry_loss_matches_hand_computation():
     expected = (math.log1p(math.exp(-1)) + math.log(2) + math.log1p(math.exp(2))) / 3
     assert abs(loss.item() - expected) < 1e-6
     assert abs(expected - (0.313262 + 0.693147 + 2.126928) / 3) < 1e-5
+
+
+def test_guided_reward_scales_only_the_users_part():
+    own, population = torch.tensor([3.0, -1.0]), torch.tensor([1.0, 1.0])
+    assert guided_reward(own, population, 1.0).tolist() == [3.0, -1.0]  # the reward as trained
+    assert guided_reward(own, population, 2.0).tolist() == [5.0, -3.0]  # 1 + 2·2, 1 + 2·(−2)
+    assert guided_reward(own, population, float("inf")).tolist() == [2.0, -2.0]  # r − r̄ alone
+    # every user ranks B first by 2 (r̄); this user's text lifts A by 1.5: B wins at w = 1, A at w = 2
+    population, own = torch.tensor([0.0, 2.0]), torch.tensor([1.5, 2.0])
+    assert guided_reward(own, population, 1.0).argmax() == 1
+    assert guided_reward(own, population, 2.0).tolist() == [3.0, 2.0]
 
 
 def test_bradley_terry_loss_is_stable_for_large_margins():

@@ -29,6 +29,14 @@ def gaussian_kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return (0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar)).sum(-1).mean()
 
 
+def guided_reward(own: torch.Tensor, population: torch.Tensor, weight: float) -> torch.Tensor:
+    """r̄(s) + w·(r(s|c) − r̄(s)), r̄ the mean reward over other users' conditioning texts: the part of
+    the reward that depends on this user's text, scaled by w (classifier-free guidance, Ho & Salimans
+    2022, read for rewards). w = 1 gives r(s|c); w = inf keeps r − r̄ alone. (3, 1, w=2) → 5."""
+    personal = own - population
+    return personal if weight == float("inf") else population + weight * personal
+
+
 # -- summarizer RL (Eq. 4-6) ----------------------------------------------------------------
 
 
