@@ -56,9 +56,10 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _eval(args: argparse.Namespace) -> None:
-    from plusrl.eval.runs import evaluate_run, print_table
+    from plusrl.eval.runs import collect_results, evaluate_run, print_table
 
-    print_table(evaluate_run(Path(args.run_dir), args.dataset or None, args.max_records))
+    evaluate_run(Path(args.run_dir), args.dataset or None, args.max_records)
+    print_table(collect_results([Path(args.run_dir)]))  # every dataset the run has results for
 
 
 def _export(args: argparse.Namespace) -> None:

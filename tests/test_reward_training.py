@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from plusrl.cli import main
 from plusrl.config import load_config
 from plusrl.data.registry import load_split
 from plusrl.eval.accuracy import score_pairs
@@ -41,7 +42,7 @@ def _bt_loss(model, records, conditionings):
     return bradley_terry_loss(r_c, r_r).item()
 
 
-def test_oracle_reward_model_loss_falls(tmp_path):
+def test_oracle_reward_model_loss_falls(tmp_path, capsys):
     cfg = load_config(RewardTrainConfig, None, [*TINY, f"output_dir={tmp_path / 'run'}"])
     records = load_split("pets", "train")[:48]
     conditionings = build_conditionings("oracle", records, "pets")
@@ -55,6 +56,9 @@ def test_oracle_reward_model_loss_falls(tmp_path):
     results = evaluate_run(run_dir)
     assert results[0]["n_pairs"] == 32 and 0.0 <= results[0]["accuracy"] <= 1.0
     assert (run_dir / "eval" / "pets.predictions.jsonl").read_text().count("\n") == 32
+    assert main(["eval", "--run-dir", str(run_dir), "--dataset", "pets-ood", "--max-records", "8"]) == 0
+    printed = capsys.readouterr().out  # the table: every dataset the run has results for
+    assert "pets-ood" in printed and f"{100 * results[0]['accuracy']:.1f}" in printed
     with pytest.raises(FileExistsError, match="--resume"):
         train_reward_model(cfg)  # never overwrite a run by accident
 
