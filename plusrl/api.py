@@ -105,6 +105,7 @@ def _load_exported_reward_model(folder: Path) -> RewardModel:
     missing, unexpected = model.load_state_dict(head, strict=False)
     if unexpected or any(not name.startswith("backbone.") for name in missing):
         raise DataError(f"{folder}: {HEAD_FILE} does not match its config (unexpected {unexpected[:3]})")
+    model.use_guidance(card.get("guidance_weight", 1.0), card.get("guidance_population", []))
     return model
 
 

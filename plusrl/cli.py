@@ -62,6 +62,15 @@ def _eval(args: argparse.Namespace) -> None:
     print_table(collect_results([Path(args.run_dir)]))  # every dataset the run has results for
 
 
+def _calibrate(args: argparse.Namespace) -> None:
+    from plusrl.eval.guidance import calibrate_run
+
+    guidance = calibrate_run(args.run_dir, args.dataset)
+    print(f"guidance weight w = {guidance.weight} over {len(guidance.population)} training users' texts "
+          f"(validation accuracy at each w in {args.run_dir}/guidance.json); "
+          f"re-run plusrl eval to score with it")
+
+
 def _export(args: argparse.Namespace) -> None:
     from plusrl.export import export_run
 
@@ -332,6 +341,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", action="append", help="dataset whose test split to score (repeatable)")
     p.add_argument("--max-records", type=int, default=0)
     p.set_defaults(func=_eval)
+
+    p = sub.add_parser("calibrate", help="choose a trained run's guidance weight w on validation sets (guidance.json)")
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--dataset", action="append",
+                   help="validation set NAME@SPLIT (repeatable; default: the run's data.calibration_datasets)")
+    p.set_defaults(func=_calibrate)
 
     p = sub.add_parser("export", help="a trained run as a PEFT adapter, a from_pretrained reward model and a model card")
     p.add_argument("run_dir")

@@ -76,7 +76,10 @@ def _reward_model(run: RunDir, folder: Path) -> dict:
             "hidden state (mean over tokens for encoders, last token for decoders); reward = head(pooled) "
             "+ similarity_weight * cos(mean-pooled embedding of the conditioning text alone, mean-pooled "
             "embedding of the response alone). Without a summary: the response_format text alone, no "
-            "similarity term."),
+            "similarity term. With guidance_weight w != 1: w * reward + (1 - w) * the mean reward of the "
+            "response under each of guidance_population's texts (as conditioning)."),
+        "guidance_weight": model.guidance_weight,
+        "guidance_population": model.population,
     }
     (folder / CONDITIONING_FILE).write_text(json.dumps(card, indent=2))
     return card

@@ -58,6 +58,11 @@ class RunDir:
     def checks_dir(self) -> Path:
         return self.eval_dir / "checks"
 
+    @property
+    def guidance_file(self) -> Path:
+        """The guidance weight calibrated for the run's reward model (plusrl.eval.guidance)."""
+        return self.path / "guidance.json"
+
     def latest(self) -> Path | None:
         """The newest complete checkpoint folder, or None before the first one."""
         return latest_checkpoint(self.path)
@@ -98,9 +103,16 @@ class RunDir:
         return ckpt is not None and (ckpt / SUMMARIZER).is_dir()
 
     def reward_model(self):
+        """The newest reward model, scoring with the run's calibrated guidance when it has one."""
         from plusrl.models.reward_model import RewardModel
 
-        return RewardModel.load(self.checkpoint() / REWARD_MODEL)
+        model = RewardModel.load(self.checkpoint() / REWARD_MODEL)
+        if self.guidance_file.is_file():
+            from plusrl.eval.guidance import Guidance
+
+            guidance = Guidance.load(self.guidance_file)
+            model.use_guidance(guidance.weight, guidance.population)
+        return model
 
     def summarizer(self):
         """The run's trained summarizer (PLUS methods), or a clear error for runs without one."""

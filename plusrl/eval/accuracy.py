@@ -25,7 +25,10 @@ def score_pairs(
         batch = records[start : start + batch_size]
         cond = None if conditionings is None else conditionings[start : start + batch_size]
         enc = model.encode_pairs(batch, cond)
-        rewards = model.expected_reward(enc, batch).float().cpu()  # chosen rows, then rejected rows
+        rewards = model.expected_reward(enc, batch)  # chosen rows, then rejected rows
+        if cond is not None:
+            rewards = model.guide(rewards, [r.prompt for r in batch] * 2, [r.chosen for r in batch] + [r.rejected for r in batch])
+        rewards = rewards.float().cpu()
         chosen.append(rewards[: len(batch)])
         rejected.append(rewards[len(batch) :])
         n_truncated += enc.n_truncated

@@ -11,6 +11,7 @@ from rich.table import Table
 from plusrl.data.prompts import summary_conditioning
 from plusrl.data.registry import load_split
 from plusrl.eval.accuracy import evaluate, score_responses
+from plusrl.eval.guidance import calibrate_run
 from plusrl.eval.readability import edit_following
 from plusrl.eval.report import mean_std
 from plusrl.io import atomic_write_text
@@ -26,7 +27,10 @@ def evaluate_run(run_dir: Path, datasets: list[str] | None = None, max_records: 
     (greedy), and the summaries are saved beside the predictions.
     """
     run = RunDir(run_dir)
-    cfg, model = run.config(), run.reward_model()
+    cfg = run.config()
+    if cfg.data.calibration_datasets and not run.guidance_file.is_file():
+        calibrate_run(run_dir)
+    model = run.reward_model()
     method = method_spec(cfg.method)
     summarizer = run.summarizer() if method.has_summarizer else None
     max_records = max_records or cfg.data.max_eval_records
@@ -41,7 +45,7 @@ def evaluate_run(run_dir: Path, datasets: list[str] | None = None, max_records: 
         conditionings = build_conditionings(cfg.method, records, prompts, summaries)
         name = Path(dataset).name + (f"@{split}" if split else "") if Path(dataset).exists() else spec
         metrics = evaluate(model, records, conditionings, run.eval_dir, name, summaries)
-        metrics["method"] = cfg.method
+        metrics |= {"method": cfg.method, "guidance_weight": model.guidance_weight}
         results.append(metrics)
     if method.conditioning in ("oracle", "summary") and prompts == "pets":  # statements about animals
         as_written = summary_conditioning if method.conditioning == "summary" else str

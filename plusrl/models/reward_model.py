@@ -29,6 +29,7 @@ from torch import nn
 from plusrl.data.readers import DataError
 from plusrl.models.loader import CHARS_PER_TOKEN, load_backbone, load_tokenizer
 from plusrl.models.persistence import TrainedWeights
+from plusrl.training.losses import guided_reward
 
 
 @dataclass
@@ -150,6 +151,21 @@ class RewardModel(TrainedWeights, nn.Module):
         if config.similarity_centering:
             self.register_buffer("conditioning_mean", torch.zeros(hidden))
         self.mark_trained_weights(statistics=("conditioning_mean",) if config.similarity_centering else ())
+        self.use_guidance(1.0, [])
+
+    def use_guidance(self, weight: float, population: list[str]) -> None:
+        """Score conditioned responses with r̄ + w·(r − r̄) from now on (`guided_reward`), r̄ the mean
+        reward under the `population` texts (training users'); w = 1 or no population: r itself.
+        Set from a run's guidance.json (plusrl.eval.guidance); training never uses it."""
+        self.guidance_weight, self.population = weight, list(population)
+
+    def guide(self, rewards: torch.Tensor, prompts: list[str], responses: list[str]) -> torch.Tensor:
+        """`rewards` (under each row's own conditioning) with guidance applied, when it is set."""
+        if self.guidance_weight == 1.0 or not self.population:
+            return rewards
+        population = torch.stack([self.expected_reward(self.encode([text] * len(responses), prompts, responses))
+                                  for text in self.population]).mean(0)
+        return guided_reward(rewards, population.to(rewards.dtype), self.guidance_weight)
 
     @property
     def device(self) -> torch.device:
@@ -284,8 +300,8 @@ class RewardModel(TrainedWeights, nn.Module):
         return out[..., 0] if self.config.n_outputs > 1 else out
 
     def score(self, conditionings: list[str] | None, prompts: list[str], responses: list[str]) -> torch.Tensor:
-        batch = self.encode(conditionings, prompts, responses)
-        return self.expected_reward(batch)
+        rewards = self.expected_reward(self.encode(conditionings, prompts, responses))
+        return rewards if conditionings is None else self.guide(rewards, prompts, responses)
 
 
 class UserEncoder(nn.Module):

@@ -1,0 +1,124 @@
+"""Guidance: let the user's text outweigh the population prior, by as much as validation allows.
+
+A reward model trained on many users learns what they all reward alike (every Pets user ranks
+birds first) beside what depends on each user's text. A user whose text goes against that
+prior (a Pets-OOD user who prefers rabbits to birds) is then overruled by it. Guidance scores
+
+    r_w(s | c) = r̄(s) + w · (r(s | c) − r̄(s)),    r̄(s) = mean of r(s | c') over training users c'
+
+(`guided_reward`). w is calibrated once per run, after training, on validation sets where the
+prior is right or absent: the largest w of GRID that loses no pair there against w = 1. So the
+user's text gains weight only as far as it costs nothing the prior got right on validation.
+The weight, the training users' texts and the evidence are kept in the run's `guidance.json`,
+and every later score of the run's reward model (eval, API, service) uses them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from plusrl.config import ConfigError
+from plusrl.data.registry import load_split
+from plusrl.data.schema import Record
+from plusrl.eval.accuracy import score_responses
+from plusrl.io import atomic_write_text
+from plusrl.methods import method_spec
+from plusrl.models.conditioning import build_conditionings
+from plusrl.run_dir import RunDir
+from plusrl.training.losses import guided_reward, preference_accuracy
+
+GRID = (1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 5.0)
+REFERENCE_USERS = 16
+"""Training users whose conditioning texts make r̄ (distinct texts are kept once): scoring costs
+one extra reward-model pass per distinct text."""
+
+
+@dataclass
+class Guidance:
+    weight: float
+    """w; 1 scores with the reward model as trained."""
+    population: list[str]
+    """The training users' conditioning texts r̄ averages over."""
+    validation: dict[str, dict[str, float]]
+    """The evidence: accuracy on each calibration set at each w of GRID."""
+
+    def save(self, path: Path) -> None:
+        atomic_write_text(path, json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, path: Path) -> Guidance:
+        return cls(**json.loads(Path(path).read_text()))
+
+
+def calibrated_weight(validation: dict[str, dict[float, float]]) -> float:
+    """The largest w of GRID, scanning up from 1, before any set's accuracy falls below its
+    accuracy at w = 1: ({"a": {1: 100, 1.25: 100, 1.5: 99, …}}) → 1.25."""
+    chosen = GRID[0]
+    for weight in GRID[1:]:
+        if any(accuracy[weight] < accuracy[GRID[0]] for accuracy in validation.values()):
+            break
+        chosen = weight
+    return chosen
+
+
+def accuracy_by_weight(model, conditionings: list[str], prompts: list[str], chosen: list[str], rejected: list[str],
+                       population: list[str], weights=GRID) -> dict[float, float]:
+    """Share of pairs ranked right by r̄ + w·(r − r̄) at each w; the model must score unguided."""
+    responses, prompts = chosen + rejected, prompts * 2
+    own = score_responses(model, conditionings * 2, prompts, responses)
+    mean = torch.stack([score_responses(model, [text] * len(responses), prompts, responses)
+                        for text in population]).mean(0)
+    n = len(chosen)
+    return {w: preference_accuracy(*guided_reward(own, mean, w).split(n)).item() for w in weights}
+
+
+class RunConditionings:
+    """The conditioning text a run's method gives each record (its summarizer writes summaries)."""
+
+    def __init__(self, run: RunDir):
+        self.cfg = run.config()
+        spec = method_spec(self.cfg.method)
+        if spec.conditioning not in ("oracle", "context", "summary"):
+            raise ConfigError(f"guidance weighs a user's conditioning text; method {self.cfg.method!r} reads none")
+        self.summarizer = run.summarizer() if spec.has_summarizer else None
+
+    def __call__(self, records: list[Record]) -> list[str]:
+        prompts = self.cfg.data.prompts
+        summaries = self.summarizer.summarize(records, prompts) if self.summarizer is not None else None
+        return build_conditionings(self.cfg.method, records, prompts, summaries)
+
+    def population(self) -> list[str]:
+        """The distinct texts of the first REFERENCE_USERS training users."""
+        train = load_split(self.cfg.data.dataset, "train", self.cfg.data.context_type)[:REFERENCE_USERS]
+        return list(dict.fromkeys(self(train)))
+
+
+def pair_accuracy_by_weight(model, conditionings: RunConditionings, spec: str, population: list[str],
+                            weights=GRID) -> dict[float, float]:
+    """accuracy_by_weight on a dataset split "NAME@SPLIT" (default split: validation)."""
+    dataset, _, split = spec.partition("@")
+    records = load_split(dataset, split or "validation", conditionings.cfg.data.context_type)
+    return accuracy_by_weight(model, conditionings(records), [r.prompt for r in records], [r.chosen for r in records],
+                              [r.rejected for r in records], population, weights)
+
+
+def calibrate_run(run_dir: str | Path, datasets: list[str] | None = None) -> Guidance:
+    """Choose w for a trained run on `datasets` ("NAME@SPLIT"; default: the run's
+    `data.calibration_datasets`) and write it to the run's guidance.json."""
+    run = RunDir(run_dir)
+    conditionings = RunConditionings(run)
+    datasets = datasets or conditionings.cfg.data.calibration_datasets
+    if not datasets:
+        raise ConfigError("name the validation sets to calibrate on (--dataset NAME@SPLIT or data.calibration_datasets)")
+    model = run.reward_model().eval()
+    model.use_guidance(1.0, [])  # calibrate from the model as trained, whatever an earlier calibration chose
+    population = conditionings.population()
+    validation = {spec: pair_accuracy_by_weight(model, conditionings, spec, population) for spec in datasets}
+    guidance = Guidance(calibrated_weight(validation), population,
+                        {spec: {str(w): acc for w, acc in accs.items()} for spec, accs in validation.items()})
+    guidance.save(run.guidance_file)
+    return guidance

@@ -1,0 +1,65 @@
+"""Guidance: w is chosen on validation by its rule, saved with the run, and every later score uses it."""
+
+import json
+
+import pytest
+import torch
+
+from plusrl.api import PersonalizedRewardModel
+from plusrl.config import ConfigError, load_config
+from plusrl.data.pets import PROMPT, load_validation_facts
+from plusrl.eval.guidance import GRID, Guidance, calibrate_run, calibrated_weight
+from plusrl.run_dir import RunDir
+from plusrl.training.reward import RewardTrainConfig, train_reward_model
+
+
+def test_the_largest_weight_before_any_set_loses_a_pair():
+    flat = {w: 1.0 for w in GRID}
+    falls_at_2 = {w: 1.0 if w < 2.0 else 0.5 for w in GRID}
+    assert calibrated_weight({"a": flat}) == GRID[-1]
+    assert calibrated_weight({"a": flat, "b": falls_at_2}) == 1.75
+    # a set that dips and recovers stops the scan at the dip
+    dips = {w: 0.9 if w == 1.25 else 1.0 for w in GRID}
+    assert calibrated_weight({"a": dips}) == 1.0
+    # a set that starts low may rise: only falling below w = 1 counts
+    rises = {w: 0.0 if w < 3.0 else 1.0 for w in GRID}
+    assert calibrated_weight({"a": rises}) == GRID[-1]
+
+
+@pytest.fixture(scope="module")
+def oracle_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("guided") / "run"
+    cfg = load_config(RewardTrainConfig, None, [
+        "method=oracle", "data.max_train_records=64", "optim.batch_size=16", "optim.epochs=2", "optim.lr=1e-4",
+        "model.max_length=64", "model.similarity_weight=5.0", f"output_dir={out}"])
+    return train_reward_model(cfg)
+
+
+def test_calibration_is_saved_and_every_later_score_uses_it(oracle_run):
+    guidance = calibrate_run(oracle_run, ["pets-val@validation"])
+    assert set(guidance.population) == {"This user prefers dogs over cats.", "This user prefers cats over dogs."}
+    accuracy = {w: guidance.validation["pets-val@validation"][str(w)] for w in GRID}
+    assert guidance.weight == calibrated_weight({"pets-val": accuracy})
+    assert json.loads(RunDir(oracle_run).guidance_file.read_text())["weight"] == guidance.weight
+
+    # with w = 2 saved, the run's reward model scores r̄ + 2·(r − r̄), r̄ over the two training texts
+    Guidance(2.0, guidance.population, {}).save(RunDir(oracle_run).guidance_file)
+    facts = load_validation_facts()
+    responses = [facts["dogs"][0], facts["cats"][0], facts["birds"][0]]
+    text = "This user prefers hamsters over cats."
+    guided = PersonalizedRewardModel.from_pretrained(oracle_run, device="cpu").model
+    plain = RunDir(oracle_run).reward_model()
+    plain.use_guidance(1.0, [])
+    with torch.no_grad():
+        own = plain.score([text] * 3, [PROMPT] * 3, responses)
+        mean = torch.stack([plain.score([t] * 3, [PROMPT] * 3, responses) for t in guidance.population]).mean(0)
+        assert torch.allclose(guided.score([text] * 3, [PROMPT] * 3, responses), mean + 2 * (own - mean), atol=1e-5)
+        # a reward with no conditioning text has no user part to weigh
+        assert torch.allclose(guided.score(None, [PROMPT] * 3, responses), plain.score(None, [PROMPT] * 3, responses))
+
+
+def test_methods_without_a_conditioning_text_cannot_be_calibrated(tmp_path):
+    cfg = load_config(RewardTrainConfig, None, ["method=btl", "data.max_train_records=16", "optim.batch_size=16",
+                                                "model.max_length=32", f"output_dir={tmp_path / 'btl'}"])
+    with pytest.raises(ConfigError, match="reads none"):
+        calibrate_run(train_reward_model(cfg), ["pets-val@validation"])
