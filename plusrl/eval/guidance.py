@@ -98,17 +98,20 @@ class RunConditionings:
 
 
 def pair_accuracy_by_weight(model, conditionings: RunConditionings, spec: str, population: list[str],
-                            weights=GRID) -> dict[float, float]:
-    """accuracy_by_weight on a dataset split "NAME@SPLIT" (default split: validation)."""
+                            weights=GRID, max_records: int = 0) -> dict[float, float]:
+    """accuracy_by_weight on a dataset split "NAME@SPLIT" (default split: validation), on its first
+    `max_records` records (0: all)."""
     dataset, _, split = spec.partition("@")
     records = load_split(dataset, split or "validation", conditionings.cfg.data.context_type)
+    records = records[:max_records] if max_records else records
     return accuracy_by_weight(model, conditionings(records), [r.prompt for r in records], [r.chosen for r in records],
                               [r.rejected for r in records], population, weights)
 
 
 def calibrate_run(run_dir: str | Path, datasets: list[str] | None = None) -> Guidance:
     """Choose w for a trained run on `datasets` ("NAME@SPLIT"; default: the run's
-    `data.calibration_datasets`) and write it to the run's guidance.json."""
+    `data.calibration_datasets`; the first `data.max_eval_records` of each, as evaluation reads)
+    and write it to the run's guidance.json."""
     run = RunDir(run_dir)
     conditionings = RunConditionings(run)
     datasets = datasets or conditionings.cfg.data.calibration_datasets
@@ -117,7 +120,8 @@ def calibrate_run(run_dir: str | Path, datasets: list[str] | None = None) -> Gui
     model = run.reward_model().eval()
     model.use_guidance(1.0, [])  # calibrate from the model as trained, whatever an earlier calibration chose
     population = conditionings.population()
-    validation = {spec: pair_accuracy_by_weight(model, conditionings, spec, population) for spec in datasets}
+    validation = {spec: pair_accuracy_by_weight(model, conditionings, spec, population,
+                                                max_records=conditionings.cfg.data.max_eval_records) for spec in datasets}
     guidance = Guidance(calibrated_weight(validation), population,
                         {spec: {str(w): acc for w, acc in accs.items()} for spec, accs in validation.items()})
     guidance.save(run.guidance_file)
