@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: install, co-train PLUS (summarizer + summary-conditioned
-# reward model, ~15 min on 2 CPU cores), train the BTL and Oracle reward models beside it,
+# reward model, ~10 min of training on 2 CPU cores), train the BTL and Oracle reward models beside it,
 # evaluate all three on Pets and Pets-OOD and print one accuracy table. Re-running skips
 # finished runs and resumes a killed one.
 set -euo pipefail
