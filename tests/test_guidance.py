@@ -7,8 +7,9 @@ import torch
 
 from plusrl.api import PersonalizedRewardModel
 from plusrl.config import ConfigError, load_config
+from plusrl.data.readers import DataError
 from plusrl.data.pets import PROMPT, load_validation_facts
-from plusrl.eval.guidance import GRID, Guidance, calibrate_run, calibrated_weight
+from plusrl.eval.guidance import GRID, Guidance, calibrate_run, calibrated_weight, is_calibrated
 from plusrl.run_dir import RunDir
 from plusrl.training.reward import RewardTrainConfig, train_reward_model
 
@@ -40,7 +41,9 @@ def test_calibration_is_saved_and_every_later_score_uses_it(oracle_run):
     assert set(guidance.population) == {"This user prefers dogs over cats.", "This user prefers cats over dogs."}
     accuracy = {w: guidance.validation["pets-val@validation"][str(w)] for w in GRID}
     assert guidance.weight == calibrated_weight({"pets-val": accuracy})
-    assert json.loads(RunDir(oracle_run).guidance_file.read_text())["weight"] == guidance.weight
+    saved = json.loads(RunDir(oracle_run).guidance_file.read_text())
+    assert saved["weight"] == guidance.weight and saved["checkpoint"] == RunDir(oracle_run).checkpoint().name
+    assert is_calibrated(RunDir(oracle_run))
 
     # with w = 2 saved, the run's reward model scores r̄ + 2·(r − r̄), r̄ over the two training texts
     Guidance(2.0, guidance.population, {}).save(RunDir(oracle_run).guidance_file)
@@ -56,6 +59,16 @@ def test_calibration_is_saved_and_every_later_score_uses_it(oracle_run):
         assert torch.allclose(guided.score([text] * 3, [PROMPT] * 3, responses), mean + 2 * (own - mean), atol=1e-5)
         # a reward with no conditioning text has no user part to weigh
         assert torch.allclose(guided.score(None, [PROMPT] * 3, responses), plain.score(None, [PROMPT] * 3, responses))
+
+
+def test_a_broken_guidance_file_is_named(tmp_path):
+    bad = tmp_path / "guidance.json"
+    bad.write_text('{"weight": "much"}')
+    with pytest.raises(DataError, match="not a guidance file"):
+        Guidance.load(bad)
+    bad.write_text(json.dumps({"weight": -1.0, "population": [], "validation": {}}))
+    with pytest.raises(DataError, match="positive number"):
+        Guidance.load(bad)
 
 
 def test_methods_without_a_conditioning_text_cannot_be_calibrated(tmp_path):

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from plusrl.config import ConfigError
+from plusrl.data.readers import DataError
 from plusrl.data.registry import load_split
 from plusrl.data.schema import Record
 from plusrl.eval.accuracy import score_responses
@@ -45,13 +46,22 @@ class Guidance:
     """The training users' conditioning texts r̄ averages over."""
     validation: dict[str, dict[str, float]]
     """The evidence: accuracy on each calibration set at each w of GRID."""
+    checkpoint: str = ""
+    """The checkpoint it was calibrated for: a run trained further is calibrated again."""
+
+    def __post_init__(self):
+        if not 0 < self.weight < float("inf"):
+            raise ValueError(f"guidance weight must be a positive number, not {self.weight}")
 
     def save(self, path: Path) -> None:
         atomic_write_text(path, json.dumps(asdict(self), indent=2))
 
     @classmethod
     def load(cls, path: Path) -> Guidance:
-        return cls(**json.loads(Path(path).read_text()))
+        try:
+            return cls(**json.loads(Path(path).read_text()))
+        except (json.JSONDecodeError, TypeError, ValueError) as error:
+            raise DataError(f"{path}: not a guidance file ({error}); delete it or run plusrl calibrate again") from None
 
 
 def calibrated_weight(validation: dict[str, dict[float, float]]) -> float:
@@ -108,6 +118,11 @@ def pair_accuracy_by_weight(model, conditionings: RunConditionings, spec: str, p
                               [r.rejected for r in records], population, weights)
 
 
+def is_calibrated(run: RunDir) -> bool:
+    """The run has a guidance file for its newest checkpoint."""
+    return run.guidance_file.is_file() and Guidance.load(run.guidance_file).checkpoint == run.checkpoint().name
+
+
 def calibrate_run(run_dir: str | Path, datasets: list[str] | None = None) -> Guidance:
     """Choose w for a trained run on `datasets` ("NAME@SPLIT"; default: the run's
     `data.calibration_datasets`; the first `data.max_eval_records` of each, as evaluation reads)
@@ -123,6 +138,7 @@ def calibrate_run(run_dir: str | Path, datasets: list[str] | None = None) -> Gui
     validation = {spec: pair_accuracy_by_weight(model, conditionings, spec, population,
                                                 max_records=conditionings.cfg.data.max_eval_records) for spec in datasets}
     guidance = Guidance(calibrated_weight(validation), population,
-                        {spec: {str(w): acc for w, acc in accs.items()} for spec, accs in validation.items()})
+                        {spec: {str(w): acc for w, acc in accs.items()} for spec, accs in validation.items()},
+                        run.checkpoint().name)
     guidance.save(run.guidance_file)
     return guidance

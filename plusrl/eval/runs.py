@@ -11,7 +11,7 @@ from rich.table import Table
 from plusrl.data.prompts import summary_conditioning
 from plusrl.data.registry import load_split
 from plusrl.eval.accuracy import evaluate, score_responses
-from plusrl.eval.guidance import calibrate_run
+from plusrl.eval.guidance import calibrate_run, is_calibrated
 from plusrl.eval.readability import edit_following
 from plusrl.eval.report import mean_std
 from plusrl.io import atomic_write_text
@@ -28,7 +28,7 @@ def evaluate_run(run_dir: Path, datasets: list[str] | None = None, max_records: 
     """
     run = RunDir(run_dir)
     cfg = run.config()
-    if cfg.data.calibration_datasets and not run.guidance_file.is_file():
+    if cfg.data.calibration_datasets and not is_calibrated(run):
         calibrate_run(run_dir)
     model = run.reward_model()
     method = method_spec(cfg.method)
