@@ -17,7 +17,10 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
+
 from plusrl.api import PersonalizedRewardModel, Summarizer
+from plusrl.training.losses import guided_reward
 
 
 def _text(message) -> str:
@@ -32,11 +35,13 @@ def personalization_margin(own: list[float], others: list[list[float]]) -> list[
 
     What every user rewards alike (the population's taste, or a completion that repeats the
     words all summaries share) cancels; what this user rewards more than the others remains.
-    With no other users it is r(y | z) itself.
+    With no other users it is r(y | z) itself. It is `guided_reward` at w = inf, the user's part
+    that guidance (plusrl.eval.guidance) weighs.
     """
     if not others:
         return list(own)
-    return [score - sum(column) / len(others) for score, column in zip(own, zip(*others), strict=True)]
+    mean = torch.tensor(others, dtype=torch.float64).mean(0)
+    return guided_reward(torch.tensor(own, dtype=torch.float64), mean, float("inf")).tolist()
 
 
 class PersonalizedReward:
