@@ -48,17 +48,19 @@ def test_calibration_is_saved_and_every_later_score_uses_it(oracle_run):
     # with w = 2 saved, the run's reward model scores r̄ + 2·(r − r̄), r̄ over the two training texts
     Guidance(2.0, guidance.population, {}).save(RunDir(oracle_run).guidance_file)
     facts = load_validation_facts()
-    responses = [facts["dogs"][0], facts["cats"][0], facts["birds"][0]]
-    text = "This user prefers hamsters over cats."
+    # a response repeated under another user's text: r̄ is scored once per distinct response
+    responses = [facts["dogs"][0], facts["cats"][0], facts["birds"][0], facts["dogs"][0]]
+    texts = ["This user prefers hamsters over cats."] * 3 + ["This user prefers cats over dogs."]
+    prompts = [PROMPT] * 4
     guided = PersonalizedRewardModel.from_pretrained(oracle_run, device="cpu").model
     plain = RunDir(oracle_run).reward_model()
     plain.use_guidance(1.0, [])
     with torch.no_grad():
-        own = plain.score([text] * 3, [PROMPT] * 3, responses)
-        mean = torch.stack([plain.score([t] * 3, [PROMPT] * 3, responses) for t in guidance.population]).mean(0)
-        assert torch.allclose(guided.score([text] * 3, [PROMPT] * 3, responses), mean + 2 * (own - mean), atol=1e-5)
+        own = plain.score(texts, prompts, responses)
+        mean = torch.stack([plain.score([t] * 4, prompts, responses) for t in guidance.population]).mean(0)
+        assert torch.allclose(guided.score(texts, prompts, responses), mean + 2 * (own - mean), atol=1e-5)
         # a reward with no conditioning text has no user part to weigh
-        assert torch.allclose(guided.score(None, [PROMPT] * 3, responses), plain.score(None, [PROMPT] * 3, responses))
+        assert torch.allclose(guided.score(None, prompts, responses), plain.score(None, prompts, responses))
 
 
 def test_a_broken_guidance_file_is_named(tmp_path):

@@ -25,14 +25,16 @@ def score_pairs(
         batch = records[start : start + batch_size]
         cond = None if conditionings is None else conditionings[start : start + batch_size]
         enc = model.encode_pairs(batch, cond)
-        rewards = model.expected_reward(enc, batch)  # chosen rows, then rejected rows
-        if cond is not None:
-            rewards = model.guide(rewards, [r.prompt for r in batch] * 2, [r.chosen for r in batch] + [r.rejected for r in batch])
-        rewards = rewards.float().cpu()
+        rewards = model.expected_reward(enc, batch).float().cpu()  # chosen rows, then rejected rows
         chosen.append(rewards[: len(batch)])
         rejected.append(rewards[len(batch) :])
         n_truncated += enc.n_truncated
-    return torch.cat(chosen), torch.cat(rejected), n_truncated
+    chosen, rejected = torch.cat(chosen), torch.cat(rejected)
+    if conditionings is not None:  # guided over the whole set at once: r̄ scores each distinct response once
+        guided = model.guide(torch.cat([chosen, rejected]), [r.prompt for r in records] * 2,
+                             [r.chosen for r in records] + [r.rejected for r in records])
+        chosen, rejected = guided.split(len(records))
+    return chosen, rejected, n_truncated
 
 
 @torch.no_grad()

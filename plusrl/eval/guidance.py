@@ -19,7 +19,6 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
 
 from plusrl.config import ConfigError
 from plusrl.data.readers import DataError
@@ -80,8 +79,7 @@ def accuracy_by_weight(model, conditionings: list[str], prompts: list[str], chos
     """Share of pairs ranked right by r̄ + w·(r − r̄) at each w; the model must score unguided."""
     responses, prompts = chosen + rejected, prompts * 2
     own = score_responses(model, conditionings * 2, prompts, responses)
-    mean = torch.stack([score_responses(model, [text] * len(responses), prompts, responses)
-                        for text in population]).mean(0)
+    mean = model.population_reward(population, prompts, responses)
     n = len(chosen)
     return {w: preference_accuracy(*guided_reward(own, mean, w).split(n)).item() for w in weights}
 

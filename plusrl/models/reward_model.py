@@ -163,9 +163,27 @@ class RewardModel(TrainedWeights, nn.Module):
         """`rewards` (under each row's own conditioning) with guidance applied, when it is set."""
         if self.guidance_weight == 1.0 or not self.population:
             return rewards
-        population = torch.stack([self.expected_reward(self.encode([text] * len(responses), prompts, responses))
-                                  for text in self.population]).mean(0)
-        return guided_reward(rewards, population.to(rewards.dtype), self.guidance_weight)
+        population = self.population_reward(self.population, prompts, responses)
+        return guided_reward(rewards, population.to(rewards.device, rewards.dtype), self.guidance_weight)
+
+    @torch.no_grad()
+    def population_reward(self, population: list[str], prompts: list[str], responses: list[str],
+                          batch_size: int = 64) -> torch.Tensor:
+        """r̄(s): each response's mean reward under the `population` texts, as float32 on the CPU.
+
+        r̄ does not depend on the user, so each distinct (prompt, response) is scored once: an
+        evaluation set repeats its responses across users (Pets-OOD: 400 scored rows, 40 distinct),
+        and each population text costs a full pass over what is scored.
+        """
+        distinct = list(dict.fromkeys(zip(prompts, responses, strict=True)))
+        total = torch.zeros(len(distinct))
+        for text in population:
+            for start in range(0, len(distinct), batch_size):
+                rows = distinct[start : start + batch_size]
+                batch = self.encode([text] * len(rows), [p for p, _ in rows], [r for _, r in rows])
+                total[start : start + len(rows)] += self.expected_reward(batch).float().cpu()
+        row_of = {pair: i for i, pair in enumerate(distinct)}
+        return (total / len(population))[[row_of[pair] for pair in zip(prompts, responses)]]
 
     @property
     def device(self) -> torch.device:
