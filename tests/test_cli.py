@@ -97,7 +97,7 @@ def test_the_table_of_several_seeds_gives_mean_and_std_per_method(capsys):
     from plusrl.eval.runs import print_table
 
     rows = [{"method": "plus", "run": f"seed{s}", "dataset": d, "accuracy": acc, "n_pairs": 4,
-             "readable_summaries": readable, "edit_following": edits}
+             "readable_summaries": readable, "edit_following": edits, "edit_following_restated": 1.0}
             for s, (acc, readable, edits) in enumerate([(1.0, 0.5, 0.75), (0.5, 1.0, 0.25)]) for d in ("pets", "pets-ood")]
     rows.append({"method": "oracle", "run": "o", "dataset": "pets", "accuracy": 1.0, "n_pairs": 4,
                  "readable_summaries": None, "edit_following": None})
@@ -106,4 +106,5 @@ def test_the_table_of_several_seeds_gives_mean_and_std_per_method(capsys):
     plus, oracle = next(x for x in lines if "plus" in x), next(x for x in lines if "oracle" in x)
     # (100, 50) → 75.0 ± 35.4 for accuracy and readability on both datasets; (75, 25) → 50.0 ± 35.4 edits
     assert plus.count("75.0 ± 35.4") == 4 and "50.0 ± 35.4" in plus and " 2 " in plus
-    assert "100.0" in oracle and oracle.count("—") == 4  # no pets-ood run, no summaries, no edit check
+    assert "100.0 ± 0.0" in plus  # edits restated: one value per run, not per dataset row
+    assert "100.0" in oracle and oracle.count("—") == 5  # no pets-ood run, no summaries, no edit checks

@@ -12,6 +12,7 @@ from plusrl.data.prompts import summarizer_prompt
 from plusrl.data.registry import load_split
 from plusrl.data.schema import PreferencePair
 from plusrl.eval.readability import readability_rate
+from plusrl.eval.readability import edit_cases
 from plusrl.eval.runs import evaluate_run
 from plusrl.models.summarizer import (
     Summarizer,
@@ -195,6 +196,12 @@ def test_co_training_updates_both_models_and_evaluates_with_summaries(tmp_path):
     assert results[0]["n_pairs"] == 4
     rows = [json.loads(line) for line in (run_dir / "eval" / "pets.predictions.jsonl").read_text().splitlines()]
     assert all(isinstance(r["summary"], str) and r["summary"] in r["conditioning"] for r in rows)
+    # the edit-following check, as written and restated by the run's summarizer first
+    edits = json.loads((run_dir / "eval" / "checks" / "edit_following.json").read_text())
+    restated = edits["restated"]
+    assert edits["n_cases"] == restated["n_cases"] > 0 and 0 <= restated["edit_following"] <= 1
+    assert set(restated["restated_as"]) == {c.statement for c in edit_cases()}
+    assert all(text.strip() for text in restated["restated_as"].values())
 
 
 @pytest.mark.slow

@@ -54,17 +54,25 @@ def test_edit_following_scores_every_statement_both_ways_on_held_out_facts():
                                  for c, r in zip(conditionings, responses)])
         return score
 
-    # every statement names the liked animal first: a reader of that rule is always right
-    assert edit_following(scorer(True), cases) == {"edit_following": 1.0, "n_cases": len(cases),
-                                                   **{g: 1.0 for g in EDIT_GROUPS},
-                                                   "by_statement": {t: 1.0 for t in STATEMENTS}}
-    assert edit_following(scorer(False), cases)["edit_following"] == 0.0
+    # the first eight statements name the liked animal first, the last four the disliked one: a reader
+    # that takes the first animal named as the liked one passes exactly the first eight
+    liked_first = {t: float(t.lower().find("{x}") < t.lower().find("{y}") or "{y}" not in t.lower()) for t in STATEMENTS}
+    assert list(liked_first.values()) == [1.0] * 8 + [0.0] * 4
+    assert edit_following(scorer(True), cases) == {"edit_following": 8 / 12, "n_cases": len(cases),
+                                                   **{g: 8 / 12 for g in EDIT_GROUPS}, "by_statement": liked_first}
+    assert edit_following(scorer(False), cases)["edit_following"] == 4 / 12
+
+    # restated first (as a summarizer would: "The user prefers X."), every wording reads right
+    liked = {c.statement: c.liked_fact.split()[0].lower() for c in cases}
+    restated = edit_following(scorer(True), cases, restate=lambda texts: [f"The user prefers {liked[t]}." for t in texts])
+    assert restated["edit_following"] == 1.0
+    assert restated["restated_as"]["Less cats, more dogs."] == "The user prefers dogs."
 
     def likes_the_last_named(conditionings, prompts, responses):
         def last_named(statement: str) -> str:
             return max((statement.lower().rfind(a), a) for a in animals if a in statement.lower())[1]
         return torch.tensor([float(last_named(c) == r.split()[0].lower()) for c, r in zip(conditionings, responses)])
 
-    # a reader that takes the last animal named is right only where a statement names one animal
+    # a reader that takes the last animal named is right where a statement names one animal or the liked one last
     assert edit_following(likes_the_last_named, cases)["by_statement"] == {
-        t: float(t == "I'm a {x} person.") for t in STATEMENTS}
+        t: float(t == "I'm a {x} person." or not liked_first[t]) for t in STATEMENTS}

@@ -70,6 +70,21 @@ def test_summary_lifecycle_and_predictions_follow_the_summary(client):
     assert dogs["without_summary"] == cats["without_summary"]  # and nothing else changed
 
 
+def test_a_restated_edit_keeps_the_users_words_and_scores_with_the_restatement(client):
+    uid, auth = _user(client)
+    words = "I can't stand cats, but I adore dogs."
+    r = client.post(f"/api/users/{uid}/summary/restate", json={"text": words}, headers=auth).json()
+    yours, restated = r["yours"], r["restated"]
+    assert yours == {**yours, "version": 1, "text": words, "author": "user"}
+    assert restated["version"] == 2 and restated["author"] == "model" and restated["text"].strip()
+    assert "version 1" in restated["note"]
+    body = {"prompt": PAIR["prompt"], "responses": [PAIR["chosen"], PAIR["rejected"]]}
+    assert client.post(f"/api/users/{uid}/score", json=body, headers=auth).json()["summary_used"] == restated["text"]
+    # the user's words stay one revert away
+    assert client.post(f"/api/users/{uid}/summary/revert", json={"version": 1}, headers=auth).json()["text"] == words
+    assert client.post(f"/api/users/{uid}/summary/restate", json={"text": ""}, headers=auth).status_code == 422
+
+
 def test_each_token_reaches_only_its_own_user_and_the_admin_reaches_all(client):
     ann, ann_auth = _user(client)
     bob, bob_auth = _user(client)

@@ -112,7 +112,9 @@ STYLE_WORDS = {
                   r"lyric\w*|prose|artistic\w*|figurative|vivid\w*|creativ\w*",
 }
 
-# Written by hand: what people say when they state a preference. {x} is liked, {y} is not.
+# Written by hand: what people say when they state a preference. {x} is liked, {y} is not. The
+# last four name the disliked animal first: a reader that takes the first animal named as the
+# liked one passes the first eight and fails these.
 STATEMENTS = [
     "I love {x} and dislike {y}.",
     "Prefers {x}; not a fan of {y}.",
@@ -122,7 +124,24 @@ STATEMENTS = [
     "I'd rather hear about {x} than {y}.",
     "Tell me about {x}, please, not {y}.",
     "I'm a {x} person.",
+    "{Y} bore me; {x} never do.",
+    "Less {y}, more {x}.",
+    "I'm not a {y} person. Give me {x}.",
+    "Anything but {y}. I love {x}.",
 ]
+# Other wordings and other animal pairs, for choosing a design (`edit_cases(validation=True)`);
+# STATEMENTS and EDIT_GROUPS stay the test.
+VALIDATION_STATEMENTS = [
+    "Keen on {x}; {y} leave me cold.",
+    "No more {y}, please. Only {x}.",
+    "I can't stand {y}, but I adore {x}.",
+    "{X} over {y}, every time.",
+    "Not into {y} at all. {X} are great.",
+    "My favourites are {x}; I find {y} dull.",
+    "Skip the {y}. Give me {x}.",
+    "I would choose {x} rather than {y}.",
+]
+VALIDATION_EDIT_PAIRS = [("hamsters", "horses"), ("horses", "hamsters"), ("goldfish", "turtles"), ("turtles", "goldfish")]
 EDIT_GROUPS = {
     "training animals": [("dogs", "cats"), ("cats", "dogs")],
     "Pets-OOD animals": [("rabbits", "birds"), ("birds", "rabbits")],
@@ -139,17 +158,20 @@ class EditCase:
     other_fact: str
 
 
-def edit_cases(facts_per_pair: int = 4) -> list[EditCase]:
-    """Every statement × animal pair × a few held-out fact pairs (never training facts)."""
+def edit_cases(facts_per_pair: int = 4, validation: bool = False) -> list[EditCase]:
+    """Every statement × animal pair × a few held-out fact pairs (never training facts): the test
+    wordings on the last facts, or the validation wordings and pairs on the first facts."""
     pets_facts = load_facts()
     facts = load_validation_facts() | {a: fs[80:] for a, fs in pets_facts.items()}
+    groups = {"validation": VALIDATION_EDIT_PAIRS} if validation else EDIT_GROUPS
+    fact_index = (lambda k: k) if validation else (lambda k: -1 - k)
     cases = []
-    for group, pairs in EDIT_GROUPS.items():
+    for group, pairs in groups.items():
         for x, y in pairs:
-            for template in STATEMENTS:
+            for template in VALIDATION_STATEMENTS if validation else STATEMENTS:
                 statement = template.format(x=x, y=y, X=x.capitalize(), Y=y.capitalize())
-                for k in range(facts_per_pair):
-                    cases.append(EditCase(group, template, statement, facts[x][-1 - k], facts[y][-1 - k]))
+                for k in map(fact_index, range(facts_per_pair)):
+                    cases.append(EditCase(group, template, statement, facts[x][k], facts[y][k]))
     return cases
 
 
@@ -162,14 +184,21 @@ def _share_by(correct: list[bool], keys: list[str]) -> dict[str, float]:
 
 
 @torch.no_grad()
-def edit_following(score, cases: list[EditCase] | None = None) -> dict:
-    """`score(conditionings, prompts, responses)` → rewards. Share of cases ranking the liked fact first."""
+def edit_following(score, cases: list[EditCase] | None = None, restate=None) -> dict:
+    """`score(conditionings, prompts, responses)` → rewards. Share of cases ranking the liked fact first.
+    With `restate` (statements → texts, e.g. `Summarizer.restate`), the model reads each statement
+    as restated, and the result shows how each was restated."""
     cases = cases or edit_cases()
     n = len(cases)
-    rewards = score([c.statement for c in cases] * 2, [PROMPT] * 2 * n,
+    read_as = {c.statement: c.statement for c in cases}
+    if restate is not None:
+        read_as = dict(zip(read_as, restate(list(read_as)), strict=True))
+    rewards = score([read_as[c.statement] for c in cases] * 2, [PROMPT] * 2 * n,
                     [c.liked_fact for c in cases] + [c.other_fact for c in cases])
     correct = (rewards[:n] > rewards[n:]).tolist()
     result = {"edit_following": sum(correct) / n, "n_cases": n}
+    if restate is not None:
+        result["restated_as"] = read_as
     result |= _share_by(correct, [c.group for c in cases])  # training, Pets-OOD and new animals
     result["by_statement"] = _share_by(correct, [c.template for c in cases])  # which wordings it reads
     return result

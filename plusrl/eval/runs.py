@@ -49,21 +49,29 @@ def evaluate_run(run_dir: Path, datasets: list[str] | None = None, max_records: 
         results.append(metrics)
     if method.conditioning in ("oracle", "summary") and prompts == "pets":  # statements about animals
         as_written = summary_conditioning if method.conditioning == "summary" else str
-        edits = edit_following(lambda c, p, r: score_responses(model, [as_written(x) for x in c], p, r))
+
+        def score(texts, prompts, responses):
+            return score_responses(model, [as_written(t) for t in texts], prompts, responses)
+
+        edits = edit_following(score)
+        if summarizer is not None:  # the person's words read by the summarizer first (the service's restate)
+            edits["restated"] = edit_following(score, restate=lambda texts: summarizer.restate(texts, prompts))
         run.checks_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run.checks_dir / "edit_following.json", json.dumps(edits, indent=2))
     return results
 
 
 def collect_results(run_dirs: list[Path]) -> list[dict]:
-    """One row per (run, evaluated dataset), with the run's edit-following rate when it has one."""
+    """One row per (run, evaluated dataset), with the run's edit-following rates when it has them
+    (the statements as written, and restated by the run's summarizer)."""
     rows = []
     for run_dir in run_dirs:
         run = RunDir(run_dir)
         edits_file = run.checks_dir / "edit_following.json"
-        edits = json.loads(edits_file.read_text())["edit_following"] if edits_file.is_file() else None
+        edits = json.loads(edits_file.read_text()) if edits_file.is_file() else {}
         for path in sorted(run.eval_dir.glob("*.json")):
-            rows.append({"method": run.method(), "run": str(run_dir), "edit_following": edits,
+            rows.append({"method": run.method(), "run": str(run_dir), "edit_following": edits.get("edit_following"),
+                         "edit_following_restated": edits.get("restated", {}).get("edit_following"),
                          **json.loads(path.read_text())})
     return rows
 
@@ -74,15 +82,18 @@ def print_table(rows: list[dict], console: Console | None = None) -> None:
     datasets = sorted({r["dataset"] for r in rows})
     readable = [d for d in datasets if any(r.get("readable_summaries") is not None for r in rows if r["dataset"] == d)]
     table = Table(title="Held-out reward-model accuracy (%), mean ± std over runs")
-    for column in ["method", "runs", *datasets, *(f"readable summaries, {d}" for d in readable), "edit-following"]:
+    edit_columns = {"edit_following": "edit-following", "edit_following_restated": "edit-following, restated"}
+    for column in ["method", "runs", *datasets, *(f"readable summaries, {d}" for d in readable), *edit_columns.values()]:
         table.add_column(column, justify="left" if column == "method" else "right")
     for method in dict.fromkeys(r["method"] for r in rows):
         mine = [r for r in rows if r["method"] == method]
-        by_run = {r["run"]: r["edit_following"] for r in mine if r["edit_following"] is not None}
 
         def cell(dataset, key):
             return mean_std([r[key] for r in mine if r["dataset"] == dataset and r.get(key) is not None])
 
+        def per_run(key):  # one value per run, whatever the number of datasets it was evaluated on
+            return mean_std(list({r["run"]: r[key] for r in mine if r.get(key) is not None}.values()))
+
         table.add_row(method, str(len({r["run"] for r in mine})), *(cell(d, "accuracy") for d in datasets),
-                      *(cell(d, "readable_summaries") for d in readable), mean_std(list(by_run.values())))
+                      *(cell(d, "readable_summaries") for d in readable), *map(per_run, edit_columns))
     (console or Console(width=200)).print(table)

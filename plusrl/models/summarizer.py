@@ -18,7 +18,7 @@ from transformers import DynamicCache, StaticCache
 from transformers.generation.logits_process import TopPLogitsWarper
 
 from plusrl.data.prompts import Instruction, clip_responses, context_text, strip_summary_header, summarizer_prompt
-from plusrl.data.schema import Record
+from plusrl.data.schema import Note, Record, UserContext
 from plusrl.models.loader import CHARS_PER_TOKEN, load_causal_lm, load_tokenizer
 from plusrl.models.persistence import TrainedWeights
 
@@ -276,6 +276,13 @@ class Summarizer(TrainedWeights, nn.Module):
             ids, mask = self.batch_prompts(records[start : start + batch_size], dataset)
             texts += self.generate(ids, mask, sample=sample, with_values=False).texts
         return texts
+
+    def restate(self, statements: list[str], dataset: str) -> list[str]:
+        """A person's own words about themselves, each read as a one-note context and restated as
+        this summarizer writes summaries: in the language its co-trained reward model learned to
+        read. A small reward model reads "I can't stand cats" as a mention of cats; the summarizer,
+        an instruction-tuned LM, reads it as a dislike ("The user prefers dogs.")."""
+        return self.summarize([UserContext(context=[Note(text=s)]) for s in statements], dataset)
 
 
 

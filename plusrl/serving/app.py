@@ -373,8 +373,8 @@ def create_app(store: Store, models: Models, admin_token: str | None = None,
 
     # -- summary --------------------------------------------------------------------------------
 
-    @app.post("/api/users/{user_id}/summary/generate")
-    async def generate_summary(user_id: Owner) -> dict:
+    def may_generate(user_id: str) -> None:
+        """One generation per user at a time, a bounded queue, and a per-user rate."""
         if user_id in generating:
             raise HTTPException(429, "a summary is already being written for you; wait for it",
                                 headers={"Retry-After": "10"})
@@ -382,9 +382,9 @@ def create_app(store: Store, models: Models, admin_token: str | None = None,
             raise HTTPException(429, "the summarizer is busy: retry in a minute", headers={"Retry-After": "30"})
         if wait := generations.acquire(user_id):
             raise TooManyRequests(wait, "summary generations")
-        items = store.newest_context(user_id, models.context_budget_bytes)
-        if not items:
-            raise HTTPException(409, "no context yet: add conversations or preference pairs first")
+
+    async def write_summary(user_id: str, items: list[dict], note: str) -> dict:
+        """The summarizer's summary of `items`, saved as the user's newest version."""
         generating.add(user_id)
         try:
             text = await models.summarize(user_id, items)
@@ -392,9 +392,28 @@ def create_app(store: Store, models: Models, admin_token: str | None = None,
             raise HTTPException(503, str(error), headers={"Retry-After": "60"}) from None
         finally:
             generating.discard(user_id)
+        return _version(store.add_summary(user_id, text, "model", note=note))
+
+    @app.post("/api/users/{user_id}/summary/generate")
+    async def generate_summary(user_id: Owner) -> dict:
+        may_generate(user_id)
+        items = store.newest_context(user_id, models.context_budget_bytes)
+        if not items:
+            raise HTTPException(409, "no context yet: add conversations or preference pairs first")
         n = store.count_context(user_id)
         note = f"from the newest {len(items)} of {n} context items" if len(items) < n else f"from {n} context items"
-        return _version(store.add_summary(user_id, text, "model", note=note))
+        return await write_summary(user_id, items, note)
+
+    @app.post("/api/users/{user_id}/summary/restate")
+    async def restate_summary(user_id: Owner, body: SummaryIn) -> dict:
+        """Save the user's own words, then the summarizer's restatement of them, which the reward model
+        reads as it reads the summaries it was trained on (a small reward model can take "I can't stand
+        cats" for a mention of cats). Both are versions the user sees; revert keeps the words alone."""
+        may_generate(user_id)
+        own = store.add_summary(user_id, body.text, "user", note="edited")
+        restated = await write_summary(user_id, [{"kind": "text", "text": body.text}],
+                                       note=f"your words of version {own.version}, restated by the summarizer")
+        return {"yours": _version(own), "restated": restated}
 
     @app.get("/api/users/{user_id}/summary")
     def get_summary(user_id: Owner) -> dict:
