@@ -7,9 +7,16 @@ import torch
 
 from plusrl.api import PersonalizedRewardModel
 from plusrl.config import ConfigError, load_config
-from plusrl.data.readers import DataError
 from plusrl.data.pets import PROMPT, load_validation_facts
-from plusrl.eval.guidance import GRID, Guidance, calibrate_run, calibrated_weight, is_calibrated
+from plusrl.data.readers import DataError
+from plusrl.eval.guidance import (
+    GRID,
+    Guidance,
+    calibrate_run,
+    calibrated_weight,
+    is_calibrated,
+)
+from plusrl.eval.runs import evaluate_run
 from plusrl.run_dir import RunDir
 from plusrl.training.reward import RewardTrainConfig, train_reward_model
 
@@ -44,6 +51,11 @@ def test_calibration_is_saved_and_every_later_score_uses_it(oracle_run):
     saved = json.loads(RunDir(oracle_run).guidance_file.read_text())
     assert saved["weight"] == guidance.weight and saved["checkpoint"] == RunDir(oracle_run).checkpoint().name
     assert is_calibrated(RunDir(oracle_run))
+    # evaluation scores with it, and its result file says with which w
+    evaluate_run(oracle_run, ["pets-val@validation"])
+    evaluated = json.loads((RunDir(oracle_run).eval_dir / "pets-val@validation.json").read_text())
+    assert evaluated["guidance_weight"] == guidance.weight
+    assert evaluated["accuracy"] == pytest.approx(accuracy[guidance.weight])
 
     # with w = 2 saved, the run's reward model scores r̄ + 2·(r − r̄), r̄ over the two training texts
     Guidance(2.0, guidance.population, {}).save(RunDir(oracle_run).guidance_file)

@@ -274,6 +274,10 @@ def test_the_web_page_edits_a_summary_and_the_ranking_follows(server):
         page.get_by_role("button", name="Revert to version 2").click()
         page.locator("#history tr").nth(3).wait_for()
         assert summary.input_value() == "I prefer cats over dogs."
+
+        page.get_by_role("button", name="Save, and let the model restate it").click()
+        page.get_by_text("Your words: version 5; the model's restatement: version 6.").wait_for(timeout=120_000)
+        assert summary.input_value().strip()  # the restatement, now the summary in use
         browser.close()
 
 

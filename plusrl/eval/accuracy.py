@@ -69,6 +69,8 @@ def evaluate(
         "mean_margin": (r_chosen - r_rejected).mean().item(),
         "n_truncated_inputs": n_truncated,
     }
+    if conditionings is not None:  # the w these scores were guided with (1: the reward model as trained)
+        metrics["guidance_weight"] = model.guidance_weight
     if summaries is not None and (rate := readability_rate(summaries, records)) is not None:
         metrics["readable_summaries"] = rate
     lines = []

@@ -45,7 +45,7 @@ def evaluate_run(run_dir: Path, datasets: list[str] | None = None, max_records: 
         conditionings = build_conditionings(cfg.method, records, prompts, summaries)
         name = Path(dataset).name + (f"@{split}" if split else "") if Path(dataset).exists() else spec
         metrics = evaluate(model, records, conditionings, run.eval_dir, name, summaries)
-        metrics |= {"method": cfg.method, "guidance_weight": model.guidance_weight}
+        metrics |= {"method": cfg.method}
         results.append(metrics)
     if method.conditioning in ("oracle", "summary") and prompts == "pets":  # statements about animals
         as_written = summary_conditioning if method.conditioning == "summary" else str

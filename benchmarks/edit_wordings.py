@@ -1,0 +1,106 @@
+"""Does a reward model read what a person writes, or only which animal they name?
+
+The eval's edit-following check (`plusrl.eval.readability.STATEMENTS`) is the test. This benchmark
+scores the *validation* wordings and animal pairs (`edit_cases(validation=True)`: "I can't stand
+{y}, but I adore {x}.", "No more {y}, please. Only {x}.", …, on hamsters/horses and
+goldfish/turtles), where designs may be chosen, three ways:
+
+- as written: the run's reward model reads the person's words;
+- restated (runs with a summarizer): the run's summarizer first restates the words as a summary
+  (`Summarizer.restate`, what the service's POST /summary/restate does);
+- `--oracle-phrasing negated|mixed`: an Oracle reward model trained (Oracle recipe, `--seed`) on
+  Pets whose oracle texts are rephrased with a negation ("This user likes dogs and does not like
+  cats."), to see whether seeing negations in training teaches it to read others.
+
+Each at guidance w = 1 and at the run's calibrated w when it has one. `--test` adds the test
+wordings; leave it off while choosing.
+
+    python benchmarks/edit_wordings.py --run runs/s12/full/pets-pairs-plus-seed0 [--run …] [--test]
+    python benchmarks/edit_wordings.py --oracle-phrasing mixed --seed 0 --out runs/probes/edit-wordings
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from plusrl.data.pets import shipped_path
+from plusrl.data.prompts import summary_conditioning
+from plusrl.data.readers import read_records
+from plusrl.eval.accuracy import score_responses
+from plusrl.eval.guidance import RunConditionings
+from plusrl.eval.readability import edit_cases, edit_following
+from plusrl.methods import method_config, train
+from plusrl.run_dir import RunDir
+
+ORACLE_PHRASINGS = {  # {x} liked, {y} not; users take the phrasings in turn
+    "negated": ["This user likes {x} and does not like {y}."],
+    "mixed": ["This user prefers {x} over {y}.", "This user likes {x} and does not like {y}.",
+              "This user does not like {y}; they like {x}.", "This user dislikes {y} and likes {x}."],
+}
+
+
+def rephrased_pets(phrasing: str, out: Path) -> Path:
+    """Pets train/test with each oracle text rephrased (the user types are dogs and cats)."""
+    out.mkdir(parents=True, exist_ok=True)
+    templates = ORACLE_PHRASINGS[phrasing]
+    for split in ("train", "test"):
+        lines = []
+        for i, record in enumerate(read_records(shipped_path("pets", split))):
+            liked = record.meta["user_type"]
+            text = templates[i % len(templates)].format(x=liked, y="cats" if liked == "dogs" else "dogs")
+            lines.append(record.model_copy(update={"oracle": text}).model_dump_json())
+        (out / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
+    return out
+
+
+def measure(run_dir: str, test: bool) -> dict:
+    run = RunDir(run_dir)
+    conditionings = RunConditionings(run)
+    model = run.reward_model().eval()
+    as_written = summary_conditioning if conditionings.summarizer is not None else str
+    weights = sorted({1.0, model.guidance_weight})
+    population = model.population or conditionings.population()
+
+    def score(texts, prompts, responses):
+        return score_responses(model, [as_written(t) for t in texts], prompts, responses)
+
+    result = {"run": run_dir, "method": conditionings.cfg.method}
+    for name, cases in [("validation", edit_cases(validation=True))] + ([("test", edit_cases())] if test else []):
+        for weight in weights:
+            model.use_guidance(weight, population)
+            result[f"{name}, as written, w={weight}"] = edit_following(score, cases)
+            if conditionings.summarizer is not None:
+                restate = lambda texts: conditionings.summarizer.restate(texts, conditionings.cfg.data.prompts)  # noqa: E731
+                result[f"{name}, restated, w={weight}"] = edit_following(score, cases, restate)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", action="append", default=[], help="a trained run folder (repeatable)")
+    parser.add_argument("--oracle-phrasing", choices=sorted(ORACLE_PHRASINGS), help="train an Oracle on rephrased texts")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="runs/probes/edit-wordings", help="where --oracle-phrasing writes data and run")
+    parser.add_argument("--test", action="store_true", help="also score the test wordings (after choosing)")
+    args = parser.parse_args()
+    runs = list(args.run)
+    if args.oracle_phrasing:
+        out = Path(args.out)
+        data = rephrased_pets(args.oracle_phrasing, out / f"pets-{args.oracle_phrasing}")
+        run = out / f"oracle-{args.oracle_phrasing}-seed{args.seed}"
+        if RunDir(run).latest() is None:
+            train(method_config(Path(__file__).parents[1] / "recipes" / "pets" / "oracle.yaml", [
+                f"seed={args.seed}", f"output_dir={run}", f"data.dataset={data}", "data.eval_datasets=[]",
+                "data.calibration_datasets=[]"]))
+        runs.append(str(run))
+    for run in runs:
+        result = measure(run, args.test)
+        summary = {key: round(value["edit_following"], 3) for key, value in result.items() if isinstance(value, dict)}
+        print(json.dumps({"run": run, **summary}))
+        (Path(run) / "edit_wordings.json").write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
