@@ -7,7 +7,8 @@ goldfish/turtles), where designs may be chosen, three ways:
 
 - as written: the run's reward model reads the person's words;
 - restated (runs with a summarizer): the run's summarizer first restates the words as a summary
-  (`Summarizer.restate`, what the service's POST /summary/restate does);
+  (`Summarizer.restate`, what the service's POST /summary/restate does), with the instruction it
+  was trained with, or `--restate-instruction` in its place;
 - `--oracle-phrasing negated|mixed`: an Oracle reward model trained (Oracle recipe, `--seed`) on
   Pets whose oracle texts are rephrased with a negation ("This user likes dogs and does not like
   cats."), to see whether seeing negations in training teaches it to read others.
@@ -55,9 +56,11 @@ def rephrased_pets(phrasing: str, out: Path) -> Path:
     return out
 
 
-def measure(run_dir: str, test: bool) -> dict:
+def measure(run_dir: str, test: bool, restate_instruction: str = "") -> dict:
     run = RunDir(run_dir)
     conditionings = RunConditionings(run)
+    if restate_instruction and conditionings.summarizer is not None:
+        conditionings.summarizer.config.instruction_text = restate_instruction
     model = run.reward_model().eval()
     as_written = summary_conditioning if conditionings.summarizer is not None else str
     weights = sorted({1.0, model.guidance_weight})
@@ -84,6 +87,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/probes/edit-wordings", help="where --oracle-phrasing writes data and run")
     parser.add_argument("--test", action="store_true", help="also score the test wordings (after choosing)")
+    parser.add_argument("--restate-instruction", default="",
+                        help="restate with these words in place of the instruction the summarizer was trained with")
     args = parser.parse_args()
     runs = list(args.run)
     if args.oracle_phrasing:
@@ -96,7 +101,7 @@ def main() -> None:
                 "data.calibration_datasets=[]"]))
         runs.append(str(run))
     for run in runs:
-        result = measure(run, args.test)
+        result = measure(run, args.test, args.restate_instruction)
         summary = {key: round(value["edit_following"], 3) for key, value in result.items() if isinstance(value, dict)}
         print(json.dumps({"run": run, **summary}))
         (Path(run) / "edit_wordings.json").write_text(json.dumps(result, indent=1))
