@@ -93,6 +93,14 @@ class Summarizer:
         users = [parse_user_context(c, f"contexts[{i}]") for i, c in enumerate(contexts)]
         return self.summarizer.summarize(users, self.prompts, batch_size=batch_size)
 
+    @torch.no_grad()
+    def restate(self, statements: list[str]) -> list[str]:
+        """A person's own words about themselves ("I can't stand cats, but I adore dogs."), each
+        restated as a summary, in the words the run's reward model learned to read."""
+        if bad := [i for i, s in enumerate(statements) if not isinstance(s, str) or not s.strip()]:
+            raise DataError(f"statements[{bad[0]}]: a statement must be non-empty text")
+        return self.summarizer.restate(statements, self.prompts)
+
 
 def _load_exported_reward_model(folder: Path) -> RewardModel:
     """A reward model as `plusrl export` wrote it: backbone in `backbone/`, head in plain files."""

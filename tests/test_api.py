@@ -90,8 +90,13 @@ def test_a_folder_without_a_summarizer_and_a_bad_context_are_clear_errors(tmp_pa
 @pytest.mark.slow
 def test_an_exported_plus_run_loads_in_a_fresh_process_with_peft_and_transformers_alone(plus_run, tmp_path):
     run_dir = plus_run
-    summary = Summarizer.from_pretrained(run_dir).summarize([CONTEXT])[0]
+    summarizer = Summarizer.from_pretrained(run_dir)
+    summary = summarizer.summarize([CONTEXT])[0]
     scores = PersonalizedRewardModel.from_pretrained(run_dir).score(summary, PROMPT, RESPONSES)
+    restated = summarizer.restate(["I can't stand cats, but I adore dogs.", "Less dogs, more cats."])
+    assert len(restated) == 2 and all(text.strip() for text in restated)
+    with pytest.raises(DataError, match=r"statements\[1\]"):
+        summarizer.restate(["I like dogs.", " "])
 
     out = export_run(run_dir, tmp_path / "export", with_summaries=True)
     adapter_config = json.loads((out / "summarizer" / "adapter_config.json").read_text())
