@@ -71,12 +71,16 @@ def measure(run_dir: str, test: bool, restate_instruction: str = "") -> dict:
 
     result = {"run": run_dir, "method": conditionings.cfg.method}
     for name, cases in [("validation", edit_cases(validation=True))] + ([("test", edit_cases())] if test else []):
+        restated = {}
+        if conditionings.summarizer is not None:  # once per case set: the restatement does not depend on w
+            statements = list(dict.fromkeys(c.statement for c in cases))
+            restated = dict(zip(statements, conditionings.summarizer.restate(statements, conditionings.cfg.data.prompts)))
         for weight in weights:
             model.use_guidance(weight, population)
             result[f"{name}, as written, w={weight}"] = edit_following(score, cases)
-            if conditionings.summarizer is not None:
-                restate = lambda texts: conditionings.summarizer.restate(texts, conditionings.cfg.data.prompts)  # noqa: E731
-                result[f"{name}, restated, w={weight}"] = edit_following(score, cases, restate)
+            if restated:
+                result[f"{name}, restated, w={weight}"] = edit_following(
+                    score, cases, lambda texts: [restated[t] for t in texts])
     return result
 
 

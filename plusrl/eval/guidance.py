@@ -19,7 +19,6 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-
 from plusrl.config import ConfigError
 from plusrl.data.readers import DataError
 from plusrl.data.registry import load_split

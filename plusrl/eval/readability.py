@@ -164,13 +164,13 @@ def edit_cases(facts_per_pair: int = 4, validation: bool = False) -> list[EditCa
     pets_facts = load_facts()
     facts = load_validation_facts() | {a: fs[80:] for a, fs in pets_facts.items()}
     groups = {"validation": VALIDATION_EDIT_PAIRS} if validation else EDIT_GROUPS
-    fact_index = (lambda k: k) if validation else (lambda k: -1 - k)
+    picks = range(facts_per_pair) if validation else [-1 - k for k in range(facts_per_pair)]
     cases = []
     for group, pairs in groups.items():
         for x, y in pairs:
             for template in VALIDATION_STATEMENTS if validation else STATEMENTS:
                 statement = template.format(x=x, y=y, X=x.capitalize(), Y=y.capitalize())
-                for k in map(fact_index, range(facts_per_pair)):
+                for k in picks:
                     cases.append(EditCase(group, template, statement, facts[x][k], facts[y][k]))
     return cases
 
