@@ -13,11 +13,17 @@ goldfish/turtles), where designs may be chosen, three ways:
   Pets whose oracle texts are rephrased with a negation ("This user likes dogs and does not like
   cats."), to see whether seeing negations in training teaches it to read others.
 
+- `--few-shot-restater MODEL`: would another LM restate better than the trained summarizer? It
+  restates each statement after six worked examples on other animals (half name the disliked
+  animal first), and the share of restatements that name the liked animal and not the other is
+  reported (the same share as `restated_right` for a run's summarizer).
+
 Each at guidance w = 1 and at the run's calibrated w when it has one. `--test` adds the test
 wordings; leave it off while choosing.
 
     python benchmarks/edit_wordings.py --run runs/s12/full/pets-pairs-plus-seed0 [--run …] [--test]
     python benchmarks/edit_wordings.py --oracle-phrasing mixed --seed 0 --out runs/probes/edit-wordings
+    python benchmarks/edit_wordings.py --few-shot-restater smollm2-135m --few-shot-restater gemma3-270m
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ import argparse
 import json
 from pathlib import Path
 
+import torch
+
 from plusrl.data.pets import shipped_path
 from plusrl.data.prompts import summary_conditioning
 from plusrl.data.readers import read_records
@@ -33,6 +41,7 @@ from plusrl.eval.accuracy import score_responses
 from plusrl.eval.guidance import RunConditionings
 from plusrl.eval.readability import edit_cases, edit_following
 from plusrl.methods import method_config, train
+from plusrl.models.loader import load_causal_lm, load_tokenizer
 from plusrl.run_dir import RunDir
 
 ORACLE_PHRASINGS = {  # {x} liked, {y} not; users take the phrasings in turn
@@ -40,6 +49,27 @@ ORACLE_PHRASINGS = {  # {x} liked, {y} not; users take the phrasings in turn
     "mixed": ["This user prefers {x} over {y}.", "This user likes {x} and does not like {y}.",
               "This user does not like {y}; they like {x}.", "This user dislikes {y} and likes {x}."],
 }
+
+
+# Animals in no edit case; the last three examples name the disliked animal first.
+FEW_SHOT_EXAMPLES = [("I adore parrots and dislike lizards.", "parrots"), ("Ferrets over snakes any day.", "ferrets"),
+                     ("Give me frogs, not mice.", "frogs"), ("Lizards bore me; parrots never do.", "parrots"),
+                     ("Not a snake person. Ferrets, please.", "ferrets"), ("Mice are dull. I like frogs.", "frogs")]
+
+
+@torch.no_grad()
+def few_shot_restate(model: str, statements: list[str]) -> list[str]:
+    """"The user prefers …" as `model` continues it, greedily, after FEW_SHOT_EXAMPLES worked out
+    (plain text: a base model has no chat template, and an instruct model continues it too)."""
+    tokenizer, lm = load_tokenizer(model), load_causal_lm(model).eval()
+    head = "Each statement is what a user wrote about animals. Say which animal the user prefers.\n\n" + "".join(
+        f"Statement: {said}\nThe user prefers {liked}.\n\n" for said, liked in FEW_SHOT_EXAMPLES)
+    restated = []
+    for statement in statements:
+        ids = tokenizer(f"{head}Statement: {statement}\nThe user prefers", return_tensors="pt").input_ids
+        out = lm.generate(ids, max_new_tokens=6, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+        restated.append("The user prefers" + tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True).split("\n")[0])
+    return restated
 
 
 def rephrased_pets(phrasing: str, out: Path) -> Path:
@@ -93,8 +123,17 @@ def main() -> None:
     parser.add_argument("--test", action="store_true", help="also score the test wordings (after choosing)")
     parser.add_argument("--restate-instruction", default="",
                         help="restate with these words in place of the instruction the summarizer was trained with")
+    parser.add_argument("--few-shot-restater", action="append", default=[],
+                        help="an LM (embedded name, folder or hub id) to restate with worked examples (repeatable)")
     args = parser.parse_args()
     runs = list(args.run)
+    for model in args.few_shot_restater:
+        for name, cases in [("validation", edit_cases(validation=True))] + ([("test", edit_cases())] if args.test else []):
+            case_of = {c.statement: c for c in cases}
+            restated = dict(zip(case_of, few_shot_restate(model, list(case_of))))
+            right = [case_of[s].restated_right(t) for s, t in restated.items()]
+            print(json.dumps({"few_shot_restater": model, "statements": name, "restated_right": round(sum(right) / len(right), 3),
+                              "wrong": [f"{s} -> {t}" for (s, t), ok in zip(restated.items(), right) if not ok]}, indent=1))
     if args.oracle_phrasing:
         out = Path(args.out)
         data = rephrased_pets(args.oracle_phrasing, out / f"pets-{args.oracle_phrasing}")

@@ -4,10 +4,14 @@ It isolates the summary leg of PLUS: the Oracle reward model shows what a good d
 worth, this shows whether the summarizer writes one. On DSP the check is that the summary names
 the user's domain style; on Pets-like data that it states the user's animal as preferred without
 copying a context sentence (plusrl.eval.readability). Each setting (the recipe's summarizer with
-another `summary_start`, named instruction or instruction in your own words) runs on the same users.
+another `summary_start`, named instruction or instruction in your own words) runs on the same users;
+`--model` puts another LM in the recipe's place (e.g. `gemma3-270m`, a base model, which reads a plain
+"User: …" / "Assistant:" transcript).
 
     python benchmarks/summary_style_probe.py --dataset data/dsp --users 48 \
         --summary-start "" --summary-start "The user prefers answers that are"
+    python benchmarks/summary_style_probe.py --dataset data/dsp --users 24 --model gemma3-270m \
+        --summary-start "The user prefers answers that are"
     python benchmarks/summary_style_probe.py --dataset pets-val --recipe recipes/pets/plus.yaml --users 32 \
         --instruction paper --instruction stated --instruction-text "Which kind of pet …? Start your response with ##Summary"
 """
@@ -30,11 +34,12 @@ def main() -> None:
     parser.add_argument("--dataset", default="data/dsp")
     parser.add_argument("--recipe", default="plusrl/recipes/dsp/plus.yaml", help="whose summarizer settings to use")
     parser.add_argument("--users", type=int, default=48)
+    parser.add_argument("--model", default="", help="another summarizer LM (embedded name, folder or hub id)")
     parser.add_argument("--summary-start", action="append", default=[], help="repeatable; '' for none")
     parser.add_argument("--instruction", action="append", default=[], help="repeatable: paper | stated")
     parser.add_argument("--instruction-text", action="append", default=[], help="repeatable: your own instruction")
     args = parser.parse_args()
-    cfg = method_config(args.recipe)
+    cfg = method_config(args.recipe, [f"summarizer.model={args.model}"] if args.model else [])
     records = load_split(args.dataset, "validation")[: args.users]
     settings = ([{"summary_start": s} for s in args.summary_start] + [{"instruction": i} for i in args.instruction]
                 + [{"instruction_text": t} for t in args.instruction_text]) or [{}]
@@ -42,7 +47,7 @@ def main() -> None:
         clock = time.perf_counter()
         summarizer = Summarizer(dataclasses.replace(cfg.summarizer, **setting))
         summaries = summarizer.summarize(records, cfg.data.prompts)
-        print(json.dumps({**setting, "users": len(records),
+        print(json.dumps({"model": summarizer.config.model, **setting, "users": len(records),
                           "states_the_users_preference": readability_rate(summaries, records),
                           "seconds": round(time.perf_counter() - clock, 1),
                           "examples": [f"{r.meta['user_type']}: {s}" for r, s in list(zip(records, summaries))[:4]]},

@@ -67,6 +67,12 @@ def test_edit_following_scores_every_statement_both_ways_on_held_out_facts():
     restated = edit_following(scorer(True), cases, restate=lambda texts: [f"The user prefers {liked[t]}." for t in texts])
     assert restated["edit_following"] == 1.0
     assert restated["restated_as"]["Less cats, more dogs."] == "The user prefers dogs."
+    assert restated["restated_right"] == 1.0
+    # a restater that names the first animal it reads is right on the 8 liked-first wordings only
+    # ("I'm a {x} person." names one animal, which is the liked one)
+    copied = edit_following(scorer(True), cases, restate=lambda texts: [f"The user prefers {first_named(t)}." for t in texts])
+    assert copied["restated_right"] == 8 / 12
+    assert not cases[0].restated_right(f"The user prefers {cases[0].liked} over {cases[0].other}.")
 
     def likes_the_last_named(conditionings, prompts, responses):
         def last_named(statement: str) -> str:

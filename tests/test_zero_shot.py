@@ -8,6 +8,7 @@ import json
 import socket
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import uvicorn
@@ -240,3 +241,31 @@ def test_the_embedded_model_answers_constrained_judge_requests_by_likelihood(tmp
     records = load_split("pets", "test")[:4]
     rows = judge(local, records, ["The user prefers dogs."] * 4, constrained=True)
     assert all(r[k]["pick"] in (1, 2) for r in rows for k in ("default", "personalized"))  # never unparsable
+
+
+def test_a_base_model_without_a_chat_template_summarizes_and_judges(tmp_path):
+    """Gemma 3 270M and other base models have no chat template: they read a plain "User: …" /
+    "Assistant:" transcript, and their reply ends where they start the next turn. Here SmolLM2
+    with its template taken away stands in for one."""
+    from plusrl.models.loader import chat_reply, resolve
+    from plusrl.models.summarizer import Summarizer, SummarizerConfig
+
+    embedded = Path(resolve("smollm2-135m"))
+    base = tmp_path / "base-lm"
+    base.mkdir()
+    for item in embedded.iterdir():
+        if item.name != "chat_template.jinja":
+            (base / item.name).symlink_to(item)
+    summarizer = Summarizer(SummarizerConfig(model=str(base), max_summary_tokens=24))
+    assert not summarizer.tokenizer.chat_template
+    record = load_split("pets", "test")[0]
+    prompt = summarizer.tokenizer.decode(summarizer.prompt_ids(record, "pets"))
+    assert prompt.startswith("User: Here is a request") and prompt.endswith("##Summary\n\nAssistant:")
+    (summary,) = summarizer.summarize([record], "pets")
+    assert summary and "User:" not in summary
+    assert chat_reply(summarizer.tokenizer, " The user prefers dogs.\nUser: And cats?") == "The user prefers dogs."
+
+    local = LocalChat(BackendConfig(kind="local", model=str(base), cache_dir=str(tmp_path / "local")))
+    (reply,) = local.complete([ChatRequest.of("Name one animal.", max_tokens=24)])
+    assert reply and "User:" not in reply
+    assert local.complete([ChatRequest.of("Say yes.", choices=("yes", "no"))])[0] in ("yes", "no")

@@ -154,8 +154,16 @@ class EditCase:
     group: str
     template: str
     statement: str
+    liked: str
+    other: str
     liked_fact: str
     other_fact: str
+
+    def restated_right(self, text: str) -> bool:
+        """A restatement of the statement names the liked animal and not the other one."""
+        def named(animal: str) -> bool:
+            return re.search(rf"\b{animal}\b", text, re.IGNORECASE) is not None
+        return named(self.liked) and not named(self.other)
 
 
 def edit_cases(facts_per_pair: int = 4, validation: bool = False) -> list[EditCase]:
@@ -171,7 +179,7 @@ def edit_cases(facts_per_pair: int = 4, validation: bool = False) -> list[EditCa
             for template in VALIDATION_STATEMENTS if validation else STATEMENTS:
                 statement = template.format(x=x, y=y, X=x.capitalize(), Y=y.capitalize())
                 for k in picks:
-                    cases.append(EditCase(group, template, statement, facts[x][k], facts[y][k]))
+                    cases.append(EditCase(group, template, statement, x, y, facts[x][k], facts[y][k]))
     return cases
 
 
@@ -199,6 +207,8 @@ def edit_following(score, cases: list[EditCase] | None = None, restate=None) -> 
     result = {"edit_following": sum(correct) / n, "n_cases": n}
     if restate is not None:
         result["restated_as"] = read_as
+        case_of = {c.statement: c for c in cases}
+        result["restated_right"] = sum(case_of[s].restated_right(t) for s, t in read_as.items()) / len(read_as)
     result |= _share_by(correct, [c.group for c in cases])  # training, Pets-OOD and new animals
     result["by_statement"] = _share_by(correct, [c.template for c in cases])  # which wordings it reads
     return result

