@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -161,6 +162,39 @@ def server(tmp_path):
     if proc.poll() is None:
         proc.kill()
         proc.wait()
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is pid, from /proc (Linux)."""
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # it ended while we read
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+@pytest.mark.slow
+def test_a_server_killed_outright_leaves_no_summary_process_behind(server):
+    base, _, proc = server
+    user = httpx.post(f"{base}/api/users", json={}).json()
+    auth = {"Authorization": f"Bearer {user['token']}"}
+    httpx.post(f"{base}/api/users/{user['user_id']}/context", json={"items": [PAIR]}, headers=auth)
+    r = httpx.post(f"{base}/api/users/{user['user_id']}/summary/generate", headers=auth, timeout=180)
+    assert r.status_code == 200
+    children = _children(proc.pid)  # the summary process, and multiprocessing's resource tracker
+    assert children
+    proc.kill()  # SIGKILL: the server runs no shutdown of its own
+    proc.wait()
+    deadline = time.time() + 15
+    while time.time() < deadline and any(Path(f"/proc/{pid}").exists() for pid in children):
+        time.sleep(0.2)
+    alive = [pid for pid in children if Path(f"/proc/{pid}/stat").exists()
+             and Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
+    assert not alive, f"still running after the server died: {alive}"
 
 
 @pytest.mark.slow

@@ -7,7 +7,8 @@ process at nice 19 with one torch thread, the generation gets only the CPU that 
 idle: the kernel's scheduler gives a nice-0 process ~70× the share of a nice-19 one.
 
 The child starts on the first generation (the service's other endpoints never pay for it),
-loads the summarizer once, and is started again if it dies (for example killed for memory).
+loads the summarizer once, and is started again if it dies (for example killed for memory). It
+leaves when the server does, even a server killed outright.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -33,11 +35,20 @@ class SummarizerUnavailable(RuntimeError):
     """The child process died or could not load the summarizer."""
 
 
+def _exit_with(parent_pid: int) -> None:
+    """A server killed outright (SIGKILL, the OOM killer) shuts nothing down, and its child would
+    live on holding a model's memory: the child watches its parent and leaves when it is gone."""
+    while os.getppid() == parent_pid:
+        time.sleep(1)
+    os._exit(0)
+
+
 def _load(summarizer_dir: str | None, niceness: int, threads: int) -> None:
     import torch
 
     from plusrl.models.summarizer import Summarizer, SummarizerConfig
 
+    threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True).start()
     os.nice(niceness)
     torch.set_num_threads(threads)
     global _summarizer
