@@ -202,6 +202,12 @@ def test_co_training_updates_both_models_and_evaluates_with_summaries(tmp_path):
     assert edits["n_cases"] == restated["n_cases"] > 0 and 0 <= restated["edit_following"] <= 1
     assert set(restated["restated_as"]) == {c.statement for c in edit_cases()}
     assert all(text.strip() for text in restated["restated_as"].values())
+    assert 0 <= restated["restated_right"] <= 1
+    assert edits["scored_with"]["checkpoint"] == latest_checkpoint(run_dir).name
+    edits_file = run_dir / "eval" / "checks" / "edit_following.json"
+    written = edits_file.stat().st_mtime_ns
+    evaluate_run(run_dir)  # another table of the same checkpoint does not run the check again
+    assert edits_file.stat().st_mtime_ns == written
 
 
 @pytest.mark.slow

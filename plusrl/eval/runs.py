@@ -53,12 +53,22 @@ def evaluate_run(run_dir: Path, datasets: list[str] | None = None, max_records: 
         def score(texts, prompts, responses):
             return score_responses(model, [as_written(t) for t in texts], prompts, responses)
 
-        edits = edit_following(score)
-        if summarizer is not None:  # the person's words read by the summarizer first (the service's restate)
-            edits["restated"] = edit_following(score, restate=lambda texts: summarizer.restate(texts, prompts))
-        run.checks_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run.checks_dir / "edit_following.json", json.dumps(edits, indent=2))
+        _check_edits(run, score, summarizer, prompts, model.guidance_weight)
     return results
+
+
+def _check_edits(run: RunDir, score, summarizer, prompts: str, guidance_weight: float) -> None:
+    """The edit-following check, written to the run's checks folder. It depends only on the
+    checkpoint and the guidance weight, so a second eval of the same ones (another table) skips it."""
+    edits_file = run.checks_dir / "edit_following.json"
+    scored_with = {"checkpoint": run.checkpoint().name, "guidance_weight": guidance_weight}
+    if edits_file.is_file() and json.loads(edits_file.read_text()).get("scored_with") == scored_with:
+        return
+    edits = edit_following(score) | {"scored_with": scored_with}
+    if summarizer is not None:  # the person's words read by the summarizer first (the service's restate)
+        edits["restated"] = edit_following(score, restate=lambda texts: summarizer.restate(texts, prompts))
+    run.checks_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(edits_file, json.dumps(edits, indent=2))
 
 
 def collect_results(run_dirs: list[Path]) -> list[dict]:
