@@ -13,17 +13,17 @@ goldfish/turtles), where designs may be chosen, three ways:
   Pets whose oracle texts are rephrased with a negation ("This user likes dogs and does not like
   cats."), to see whether seeing negations in training teaches it to read others.
 
-- `--few-shot-restater MODEL`: would another LM restate better than the trained summarizer? It
-  restates each statement after six worked examples on other animals (half name the disliked
-  animal first), and the share of restatements that name the liked animal and not the other is
-  reported (the same share as `restated_right` for a run's summarizer).
+- `--few-shot-restater MODEL` (with `--run`): would another LM restate better than the run's
+  summarizer? It restates each statement as "The user prefers X." after six worked examples on
+  other animals (half name the disliked animal first), and the run's reward model reads that.
+  `restated right` is the share of restatements that name the liked animal and not the other.
 
 Each at guidance w = 1 and at the run's calibrated w when it has one. `--test` adds the test
 wordings; leave it off while choosing.
 
     python benchmarks/edit_wordings.py --run runs/s12/full/pets-pairs-plus-seed0 [--run …] [--test]
     python benchmarks/edit_wordings.py --oracle-phrasing mixed --seed 0 --out runs/probes/edit-wordings
-    python benchmarks/edit_wordings.py --few-shot-restater smollm2-135m --few-shot-restater gemma3-270m
+    python benchmarks/edit_wordings.py --run RUN --few-shot-restater smollm2-135m --few-shot-restater gemma3-270m
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def rephrased_pets(phrasing: str, out: Path) -> Path:
     return out
 
 
-def measure(run_dir: str, test: bool, restate_instruction: str = "") -> dict:
+def measure(run_dir: str, test: bool, restate_instruction: str = "", few_shot_restaters: list[str] = ()) -> dict:
     run = RunDir(run_dir)
     conditionings = RunConditionings(run)
     if restate_instruction and conditionings.summarizer is not None:
@@ -101,16 +101,20 @@ def measure(run_dir: str, test: bool, restate_instruction: str = "") -> dict:
 
     result = {"run": run_dir, "method": conditionings.cfg.method}
     for name, cases in [("validation", edit_cases(validation=True))] + ([("test", edit_cases())] if test else []):
-        restated = {}
-        if conditionings.summarizer is not None:  # once per case set: the restatement does not depend on w
-            statements = list(dict.fromkeys(c.statement for c in cases))
-            restated = dict(zip(statements, conditionings.summarizer.restate(statements, conditionings.cfg.data.prompts)))
+        statements = list(dict.fromkeys(c.statement for c in cases))
+        restaters = {f"restated few-shot by {lm}": lm for lm in few_shot_restaters}
+        if conditionings.summarizer is not None:
+            restaters = {"restated": conditionings.summarizer} | restaters
+        restated = {  # once per case set: a restatement does not depend on w
+            how: dict(zip(statements, few_shot_restate(by, statements) if isinstance(by, str)
+                          else by.restate(statements, conditionings.cfg.data.prompts)))
+            for how, by in restaters.items()}
         for weight in weights:
             model.use_guidance(weight, population)
             result[f"{name}, as written, w={weight}"] = edit_following(score, cases)
-            if restated:
-                result[f"{name}, restated, w={weight}"] = edit_following(
-                    score, cases, lambda texts: [restated[t] for t in texts])
+            for how, texts_of in restated.items():
+                result[f"{name}, {how}, w={weight}"] = edit_following(
+                    score, cases, lambda texts, texts_of=texts_of: [texts_of[t] for t in texts])
     return result
 
 
@@ -127,13 +131,6 @@ def main() -> None:
                         help="an LM (embedded name, folder or hub id) to restate with worked examples (repeatable)")
     args = parser.parse_args()
     runs = list(args.run)
-    for model in args.few_shot_restater:
-        for name, cases in [("validation", edit_cases(validation=True))] + ([("test", edit_cases())] if args.test else []):
-            case_of = {c.statement: c for c in cases}
-            restated = dict(zip(case_of, few_shot_restate(model, list(case_of))))
-            right = [case_of[s].restated_right(t) for s, t in restated.items()]
-            print(json.dumps({"few_shot_restater": model, "statements": name, "restated_right": round(sum(right) / len(right), 3),
-                              "wrong": [f"{s} -> {t}" for (s, t), ok in zip(restated.items(), right) if not ok]}, indent=1))
     if args.oracle_phrasing:
         out = Path(args.out)
         data = rephrased_pets(args.oracle_phrasing, out / f"pets-{args.oracle_phrasing}")
@@ -144,8 +141,10 @@ def main() -> None:
                 "data.calibration_datasets=[]"]))
         runs.append(str(run))
     for run in runs:
-        result = measure(run, args.test, args.restate_instruction)
+        result = measure(run, args.test, args.restate_instruction, args.few_shot_restater)
         summary = {key: round(value["edit_following"], 3) for key, value in result.items() if isinstance(value, dict)}
+        summary |= {f"{key}: restated right": round(value["restated_right"], 3) for key, value in result.items()
+                    if isinstance(value, dict) and "restated_right" in value}
         print(json.dumps({"run": run, **summary}))
         (Path(run) / "edit_wordings.json").write_text(json.dumps(result, indent=1))
 
