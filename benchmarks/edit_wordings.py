@@ -29,6 +29,7 @@ wordings; leave it off while choosing.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from pathlib import Path
 
@@ -57,8 +58,9 @@ FEW_SHOT_EXAMPLES = [("I adore parrots and dislike lizards.", "parrots"), ("Ferr
                      ("Not a snake person. Ferrets, please.", "ferrets"), ("Mice are dull. I like frogs.", "frogs")]
 
 
+@functools.cache  # the same statements for every run: restate them, and load the LM, once
 @torch.no_grad()
-def few_shot_restate(model: str, statements: list[str]) -> list[str]:
+def few_shot_restate(model: str, statements: tuple[str, ...]) -> list[str]:
     """"The user prefers …" as `model` continues it, greedily, after FEW_SHOT_EXAMPLES worked out
     (plain text: a base model has no chat template, and an instruct model continues it too)."""
     tokenizer, lm = load_tokenizer(model), load_causal_lm(model).eval()
@@ -101,14 +103,13 @@ def measure(run_dir: str, test: bool, restate_instruction: str = "", few_shot_re
 
     result = {"run": run_dir, "method": conditionings.cfg.method}
     for name, cases in [("validation", edit_cases(validation=True))] + ([("test", edit_cases())] if test else []):
-        statements = list(dict.fromkeys(c.statement for c in cases))
-        restaters = {f"restated few-shot by {lm}": lm for lm in few_shot_restaters}
+        statements = tuple(dict.fromkeys(c.statement for c in cases))
+        restaters = {f"restated few-shot by {lm}": functools.partial(few_shot_restate, lm) for lm in few_shot_restaters}
         if conditionings.summarizer is not None:
-            restaters = {"restated": conditionings.summarizer} | restaters
-        restated = {  # once per case set: a restatement does not depend on w
-            how: dict(zip(statements, few_shot_restate(by, statements) if isinstance(by, str)
-                          else by.restate(statements, conditionings.cfg.data.prompts)))
-            for how, by in restaters.items()}
+            summarizer, prompts = conditionings.summarizer, conditionings.cfg.data.prompts
+            restaters = {"restated": lambda texts: summarizer.restate(list(texts), prompts)} | restaters
+        # once per case set: a restatement does not depend on w
+        restated = {how: dict(zip(statements, restate(statements))) for how, restate in restaters.items()}
         for weight in weights:
             model.use_guidance(weight, population)
             result[f"{name}, as written, w={weight}"] = edit_following(score, cases)

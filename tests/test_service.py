@@ -164,17 +164,22 @@ def server(tmp_path):
         proc.wait()
 
 
+def _proc_stat(pid: int) -> list[str] | None:
+    """A process's /proc stat fields after its name (state, parent pid, …), or None once it is gone (Linux)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def _children(pid: int) -> list[int]:
-    """Processes whose parent is pid, from /proc (Linux)."""
-    kids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # it ended while we read
-            continue
-        if int(fields[1]) == pid:
-            kids.append(int(stat.parent.name))
-    return kids
+    kids = [int(p.name) for p in Path("/proc").glob("[0-9]*")]
+    return [kid for kid in kids if (stat := _proc_stat(kid)) and int(stat[1]) == pid]
+
+
+def _running(pid: int) -> bool:
+    stat = _proc_stat(pid)
+    return stat is not None and stat[0] != "Z"  # a zombie has exited, only its parent has not reaped it
 
 
 @pytest.mark.slow
@@ -190,10 +195,9 @@ def test_a_server_killed_outright_leaves_no_summary_process_behind(server):
     proc.kill()  # SIGKILL: the server runs no shutdown of its own
     proc.wait()
     deadline = time.time() + 15
-    while time.time() < deadline and any(Path(f"/proc/{pid}").exists() for pid in children):
+    while time.time() < deadline and any(map(_running, children)):
         time.sleep(0.2)
-    alive = [pid for pid in children if Path(f"/proc/{pid}/stat").exists()
-             and Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
+    alive = [pid for pid in children if _running(pid)]
     assert not alive, f"still running after the server died: {alive}"
 
 
