@@ -3,8 +3,14 @@ peak, side by side with TRL's GRPOTrainer doing the same summarizer work.
 
     python benchmarks/co_training_step.py [--users 16] [--group 4] [--summary-tokens 24]
                                           [--minibatch 16] [--iterations 3] [--peer trl|none]
+                                          [--precision fp32,bf16]
 
-Measures in the same run:
+It first says what it ran on (CPU model, the kernel level torch runs at, torch version, threads)
+and what `precision: auto` resolves to there, so figures from different machines compare. To
+see how another CPU kind behaves on this one, cap oneDNN's kernels: ONEDNN_MAX_CPU_ISA=AVX512_CORE
+(AVX-512 without BF16: bf16 emulated) or ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2.
+
+Measures in the same run, once per precision asked for:
 1. the matmul peak (fp32: best of 5 timings, before and after the loop; bf16: one timing,
    as it is only there to tell whether this CPU runs bf16 fast); MFU is against the highest;
 2. plusrl: the real `train_plus` loop (RLOO, `group` summaries per user, no reference pass)
@@ -42,6 +48,7 @@ from plusrl.models.loader import load_causal_lm
 from plusrl.models.reward_model import RewardModel, RewardModelConfig
 from plusrl.models.summarizer import Summarizer, SummarizerConfig
 from plusrl.training.plus import PlusConfig, train_plus
+from plusrl.training.precision import cpu_kernels, cpu_model, resolve_precision
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 1024, repeats: int = 5, trials: int = 5) -> float:
@@ -73,9 +80,9 @@ def parameter_counts(model: torch.nn.Module) -> tuple[int, int]:
     return body, head
 
 
-def run_plusrl(args, workdir: Path) -> list[dict]:
+def run_plusrl(args, workdir: Path, precision: str) -> list[dict]:
     cfg = from_dict(PlusConfig, {
-        "method": "plus", "output_dir": str(workdir), "iterations": args.iterations,
+        "method": "plus", "output_dir": str(workdir), "iterations": args.iterations, "precision": precision,
         "rollout_batch_size": args.users, "rm_optim": {"batch_size": args.minibatch, "epochs": 1},
         "save_every": 10**6, "sample_every": 10**6,
         "data": {"dataset": "pets", "eval_datasets": []},
@@ -89,7 +96,7 @@ def run_plusrl(args, workdir: Path) -> list[dict]:
     return rows[1:]  # the first iteration warms up allocators and kernels
 
 
-def run_trl(args, records, summarizer: Summarizer, reward_model: RewardModel) -> list[dict]:
+def run_trl(args, records, summarizer: Summarizer, reward_model: RewardModel, precision: str) -> list[dict]:
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import TrainerCallback
@@ -127,7 +134,7 @@ def run_trl(args, records, summarizer: Summarizer, reward_model: RewardModel) ->
     clock = StepClock()
     n_completions = args.users * args.group
     config = GRPOConfig(
-        output_dir=tempfile.mkdtemp(), use_cpu=True, bf16=False, report_to="none", save_strategy="no",
+        output_dir=tempfile.mkdtemp(), use_cpu=True, bf16=precision == "bf16", report_to="none", save_strategy="no",
         max_steps=args.iterations, per_device_train_batch_size=args.minibatch,
         gradient_accumulation_steps=n_completions // args.minibatch, num_generations=args.group,
         max_completion_length=args.summary_tokens, temperature=args.temperature, beta=0.0, learning_rate=1e-4,
@@ -152,23 +159,36 @@ def main() -> None:
     parser.add_argument("--minibatch", type=int, default=16, help="summaries per update step (the recipe's)")
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--peer", choices=["trl", "none"], default="trl")
+    parser.add_argument("--precision", default="fp32,bf16", help="comma-separated: fp32, bf16")
     args = parser.parse_args()
 
+    auto = resolve_precision("auto", torch.device("cpu"))
+    print(f"CPU: {cpu_model()}; kernels: {cpu_kernels()}; torch {torch.__version__}; threads={torch.get_num_threads()}")
+    print(f"precision auto → {auto.name} ({auto.reason})")
     peak_fp32, peak_bf16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16, n=512, repeats=2, trials=1)
-    print(f"threads={torch.get_num_threads()}  matmul peak before: fp32 {peak_fp32 / 1e9:.1f} GFLOP/s, "
-          f"bf16 {peak_bf16 / 1e9:.1f} GFLOP/s")
-
-    with tempfile.TemporaryDirectory() as workdir:
-        rows = run_plusrl(args, Path(workdir))
-    # Measured again after the loop, so that MFU is against the best the machine showed in this run.
-    peak_fp32_after = matmul_peak(torch.float32)
-    peak = max(peak_fp32, peak_fp32_after, peak_bf16)
-    print(f"matmul peak after: fp32 {peak_fp32_after / 1e9:.1f} GFLOP/s (MFU below is against {peak / 1e9:.1f})")
+    print(f"matmul peak before: fp32 {peak_fp32 / 1e9:.1f} GFLOP/s, bf16 {peak_bf16 / 1e9:.1f} GFLOP/s")
     summarizer = Summarizer(SummarizerConfig(max_summary_tokens=args.summary_tokens))
     reward_model = RewardModel(RewardModelConfig(max_length=128)).eval()
     body, head = parameter_counts(summarizer.lm)
     rm_body, _ = parameter_counts(reward_model.backbone)
+    for precision in args.precision.split(","):
+        with tempfile.TemporaryDirectory() as workdir:
+            rows = run_plusrl(args, Path(workdir), precision)
+        # Measured again after the loop, so that MFU is against the best the machine showed in this run.
+        peak = max(peak_fp32, matmul_peak(torch.float32), peak_bf16)
+        print(f"\n== {precision} (MFU against {peak / 1e9:.1f} GFLOP/s)")
+        ours, summary_tokens = report_plusrl(args, rows, body, head, rm_body, peak)
+        if args.peer == "trl":
+            trl_rows = run_trl(args, load_split("pets", "train")[: args.users], summarizer, reward_model, precision)
+            trl_seconds = statistics.mean(r["seconds"] for r in trl_rows)
+            trl_tokens = statistics.mean(r["summary_tokens"] for r in trl_rows)
+            print(f"TRL GRPOTrainer, same work, {precision} ({len(trl_rows)} timed steps): {trl_seconds:.1f} s per step, "
+                  f"{trl_tokens / trl_seconds:.0f} summary tokens/s")
+            print(f"plusrl / TRL summary tokens/s, {precision}: {(summary_tokens / ours) / (trl_tokens / trl_seconds):.2f}×")
 
+
+def report_plusrl(args, rows: list[dict], body: int, head: int, rm_body: int, peak: float) -> tuple[float, float]:
+    """Print plusrl's per-phase table; return the seconds and summary tokens of the summarizer's part."""
     def mean(key):
         return statistics.mean(r[key] for r in rows)
 
@@ -179,23 +199,15 @@ def main() -> None:
         ("summarizer RLOO update", mean("time/summarizer_update"), summary_tokens, 4 * (body + head) * summary_tokens),
         ("reward-model BT update", mean("time/reward_model_update"), rm_tokens, 6 * rm_body * rm_tokens),
     ]
-    print(f"\nplusrl, per iteration ({len(rows)} timed): {args.users} users × {args.group} summaries, "
+    print(f"plusrl, per iteration ({len(rows)} timed): {args.users} users × {args.group} summaries, "
           f"prompt tokens {prompt_tokens:.0f}, summary tokens {summary_tokens:.0f}, RM tokens {rm_tokens:.0f}")
     print(f"{'phase':<26}{'seconds':>9}{'tokens/s':>11}{'GFLOP/s':>10}{'MFU':>8}")
     for name, seconds, tokens, flops in phases:
         print(f"{name:<26}{seconds:>9.2f}{tokens / seconds:>11.0f}{flops / seconds / 1e9:>10.1f}{flops / seconds / peak:>8.1%}")
-    ours = (mean("time/generate_and_score") + mean("time/summarizer_update"))
+    ours = mean("time/generate_and_score") + mean("time/summarizer_update")
     print(f"summarizer part of a step: {ours:.1f} s = {summary_tokens / ours:.0f} summary tokens/s; "
           f"whole co-training step {sum(p[1] for p in phases):.1f} s")
-
-    if args.peer == "trl":
-        records = load_split("pets", "train")[: args.users]
-        trl_rows = run_trl(args, records, summarizer, reward_model)
-        trl_seconds = statistics.mean(r["seconds"] for r in trl_rows)
-        trl_tokens = statistics.mean(r["summary_tokens"] for r in trl_rows)
-        print(f"\nTRL GRPOTrainer, same work ({len(trl_rows)} timed steps): {trl_seconds:.1f} s per step, "
-              f"{trl_tokens / trl_seconds:.0f} summary tokens/s")
-        print(f"plusrl / TRL summary tokens/s: {(summary_tokens / ours) / (trl_tokens / trl_seconds):.2f}×")
+    return ours, summary_tokens
 
 
 if __name__ == "__main__":

@@ -20,10 +20,7 @@ from plusrl.models.reward_model import RewardModel
 from plusrl.run_dir import RunDir
 from plusrl.training.checkpoint import latest_checkpoint
 from plusrl.training.losses import bradley_terry_loss
-from plusrl.training.reward import (
-    RewardTrainConfig,
-    train_reward_model,
-)
+from plusrl.training.reward import RewardTrainConfig, train_reward_model
 from plusrl.training.runtime import seed_everything
 
 TINY = [
@@ -52,6 +49,9 @@ def test_oracle_reward_model_loss_falls(tmp_path, capsys):
     run_dir = train_reward_model(cfg)
     after = _bt_loss(RunDir(run_dir).reward_model(), records, conditionings)
     assert after < before - 0.1, (before, after)
+    saved = RunDir(run_dir).config_file.read_text()  # `auto` is saved as what it resolved to, and why
+    assert saved.startswith("# precision auto → ") and "measured" in saved.splitlines()[0]
+    assert RunDir(run_dir).config().precision in ("bf16", "fp32")
 
     results = evaluate_run(run_dir)
     assert results[0]["n_pairs"] == 32 and 0.0 <= results[0]["accuracy"] <= 1.0

@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from plusrl.data.schema import Record
 from plusrl.eval.readability import readability_rate
 from plusrl.io import atomic_write_text
 from plusrl.models.reward_model import RewardModel
+from plusrl.progress import progress
 
 
 @torch.no_grad()
@@ -21,7 +21,7 @@ def score_pairs(
     """Rewards of chosen and rejected responses for every record, plus the truncation count."""
     model.eval()
     chosen, rejected, n_truncated = [], [], 0
-    for start in tqdm(range(0, len(records), batch_size), desc=desc, leave=False):
+    for start in progress(range(0, len(records), batch_size), desc=desc, unit="batch"):
         batch = records[start : start + batch_size]
         cond = None if conditionings is None else conditionings[start : start + batch_size]
         enc = model.encode_pairs(batch, cond)
@@ -39,11 +39,11 @@ def score_pairs(
 
 @torch.no_grad()
 def score_responses(model: RewardModel, conditionings: list[str] | None, prompts: list[str], responses: list[str],
-                    batch_size: int = 64) -> torch.Tensor:
+                    batch_size: int = 64, desc: str = "scoring") -> torch.Tensor:
     """Rewards of free-form responses (e.g. generated ones) under each conditioning text."""
     model.eval()
     out = []
-    for start in range(0, len(prompts), batch_size):
+    for start in progress(range(0, len(prompts), batch_size), desc=desc, unit="batch"):
         end = start + batch_size
         cond = None if conditionings is None else conditionings[start:end]
         out.append(model.score(cond, prompts[start:end], responses[start:end]).float().cpu())

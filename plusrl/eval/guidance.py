@@ -27,6 +27,7 @@ from plusrl.eval.accuracy import score_responses
 from plusrl.io import atomic_write_text
 from plusrl.methods import method_spec
 from plusrl.models.conditioning import build_conditionings
+from plusrl.progress import announce
 from plusrl.run_dir import RunDir
 from plusrl.training.losses import guided_reward, preference_accuracy
 
@@ -93,15 +94,15 @@ class RunConditionings:
             raise ConfigError(f"guidance weighs a user's conditioning text; method {self.cfg.method!r} reads none")
         self.summarizer = run.summarizer() if spec.has_summarizer else None
 
-    def __call__(self, records: list[Record]) -> list[str]:
+    def __call__(self, records: list[Record], desc: str = "summarizing") -> list[str]:
         prompts = self.cfg.data.prompts
-        summaries = self.summarizer.summarize(records, prompts) if self.summarizer is not None else None
+        summaries = self.summarizer.summarize(records, prompts, desc=desc) if self.summarizer is not None else None
         return build_conditionings(self.cfg.method, records, prompts, summaries)
 
     def population(self) -> list[str]:
         """The distinct texts of the first REFERENCE_USERS training users."""
         train = load_split(self.cfg.data.dataset, "train", self.cfg.data.context_type)[:REFERENCE_USERS]
-        return list(dict.fromkeys(self(train)))
+        return list(dict.fromkeys(self(train, desc="summarizing training users for r̄")))
 
 
 def pair_accuracy_by_weight(model, conditionings: RunConditionings, spec: str, population: list[str],
@@ -111,8 +112,9 @@ def pair_accuracy_by_weight(model, conditionings: RunConditionings, spec: str, p
     dataset, _, split = spec.partition("@")
     records = load_split(dataset, split or "validation", conditionings.cfg.data.context_type)
     records = records[:max_records] if max_records else records
-    return accuracy_by_weight(model, conditionings(records), [r.prompt for r in records], [r.chosen for r in records],
-                              [r.rejected for r in records], population, weights)
+    announce(f"calibrating the guidance weight on {spec}: {len(records)} pairs at w = {', '.join(map(str, weights))}")
+    return accuracy_by_weight(model, conditionings(records, desc=f"summarizing {spec}"), [r.prompt for r in records],
+                              [r.chosen for r in records], [r.rejected for r in records], population, weights)
 
 
 def is_calibrated(run: RunDir) -> bool:

@@ -87,6 +87,7 @@ def run_one(method: str, train_dataset: str, eval_datasets: list[str], context_t
     runs are keyed by those four, so give another `out` for other overrides."""
     from plusrl.eval.runs import evaluate_run
     from plusrl.methods import method_config, method_spec, train
+    from plusrl.progress import announce
 
     run_dir = _run_dir(out, method, train_dataset, context_type, seed)
     done = {d: run_dir / "eval" / f"{_eval_name(d)}.json" for d in eval_datasets}
@@ -97,6 +98,7 @@ def run_one(method: str, train_dataset: str, eval_datasets: list[str], context_t
             run_one("plus-untrained", train_dataset, eval_datasets, context_type, seed, out, quick, extra, recipes)
             overrides.append(f"reward_model_init={_run_dir(out, 'plus-untrained', train_dataset, context_type, seed)}")
         quick_overrides = QUICK[method_spec(method).trainer] if quick else []
+        announce(f"{run_dir}: training {method} on {train_dataset} (seed {seed}), then evaluating on {', '.join(missing)}")
         train(method_config(_recipe(method, recipes), quick_overrides + overrides), resume=True)
         evaluate_run(run_dir, missing)
     return {d: json.loads(p.read_text())["accuracy"] for d, p in done.items()}

@@ -17,6 +17,7 @@ from plusrl.eval.report import mean_std
 from plusrl.io import atomic_write_text
 from plusrl.methods import method_spec
 from plusrl.models.conditioning import build_conditionings
+from plusrl.progress import announce
 from plusrl.run_dir import RunDir
 
 
@@ -41,7 +42,8 @@ def evaluate_run(run_dir: Path, datasets: list[str] | None = None, max_records: 
         records = load_split(dataset, split or "test", cfg.data.context_type)
         if max_records:
             records = records[:max_records]
-        summaries = summarizer.summarize(records, prompts) if summarizer is not None else None
+        announce(f"evaluating {run.path.name} on {spec}: {len(records)} pairs")
+        summaries = summarizer.summarize(records, prompts, desc=f"summarizing {spec}") if summarizer is not None else None
         conditionings = build_conditionings(cfg.method, records, prompts, summaries)
         name = Path(dataset).name + (f"@{split}" if split else "") if Path(dataset).exists() else spec
         metrics = evaluate(model, records, conditionings, run.eval_dir, name, summaries)
@@ -64,6 +66,8 @@ def _check_edits(run: RunDir, score, summarizer, prompts: str, guidance_weight: 
     scored_with = {"checkpoint": run.checkpoint().name, "guidance_weight": guidance_weight}
     if edits_file.is_file() and json.loads(edits_file.read_text()).get("scored_with") == scored_with:
         return
+    announce("checking edit-following: hand-written preference statements, as written"
+             + (" and restated by the summarizer" if summarizer is not None else ""))
     edits = edit_following(score) | {"scored_with": scored_with}
     if summarizer is not None:  # the person's words read by the summarizer first (the service's restate)
         edits["restated"] = edit_following(score, restate=lambda texts: summarizer.restate(texts, prompts))

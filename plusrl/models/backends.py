@@ -26,6 +26,7 @@ import torch
 
 from plusrl.io import atomic_write_text
 from plusrl.models.loader import cache_dir, chat_ids, chat_reply, chat_text, load_causal_lm, load_tokenizer
+from plusrl.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ class LocalChat(ChatBackend):
         constrained = [i for i, r in enumerate(requests) if r.choices]
         free = [i for i, r in enumerate(requests) if not r.choices]
         replies: dict[int, str] = dict(zip(free, self._generate([requests[i] for i in free])))
-        replies |= {i: self._most_likely_choice(requests[i]) for i in constrained}
+        replies |= {i: self._most_likely_choice(requests[i]) for i in progress(constrained, desc="choosing", unit="request")}
         return [replies[i] for i in range(len(requests))]
 
     @torch.no_grad()
@@ -151,7 +152,7 @@ class LocalChat(ChatBackend):
     @torch.no_grad()
     def _generate(self, requests: list[ChatRequest]) -> list[str]:
         replies = []
-        for start in range(0, len(requests), self.config.batch_size):
+        for start in progress(range(0, len(requests), self.config.batch_size), desc="generating", unit="batch"):
             chunk = requests[start : start + self.config.batch_size]
             for (max_tokens, temperature), group in _by_settings(chunk).items():
                 texts = [self._prompt_text(req) for _, req in group]

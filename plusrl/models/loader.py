@@ -73,7 +73,9 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    log.info("converting %s to safetensors in %s (once, ~20-30 s)", gguf.name, target)
+    from plusrl.progress import announce
+
+    announce(f"converting {gguf.name} to safetensors in {target} (once per machine; tens of seconds per 100M weights)")
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # save_pretrained refuses a GGUF-loaded model: copy its weights into a fresh one

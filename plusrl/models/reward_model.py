@@ -29,6 +29,7 @@ from torch import nn
 from plusrl.data.readers import DataError
 from plusrl.models.loader import CHARS_PER_TOKEN, load_backbone, load_tokenizer
 from plusrl.models.persistence import TrainedWeights
+from plusrl.progress import progress
 from plusrl.training.losses import guided_reward
 
 
@@ -177,7 +178,7 @@ class RewardModel(TrainedWeights, nn.Module):
         """
         distinct = list(dict.fromkeys(zip(prompts, responses, strict=True)))
         total = torch.zeros(len(distinct))
-        for text in population:
+        for text in progress(population, desc="population reward r̄", unit="text"):
             for start in range(0, len(distinct), batch_size):
                 rows = distinct[start : start + batch_size]
                 batch = self.encode([text] * len(rows), [p for p, _ in rows], [r for _, r in rows])

@@ -21,6 +21,7 @@ from plusrl.data.prompts import Instruction, clip_responses, context_text, strip
 from plusrl.data.schema import Note, Record, UserContext
 from plusrl.models.loader import CHARS_PER_TOKEN, chat_ids, chat_reply, chat_text, load_causal_lm, load_tokenizer
 from plusrl.models.persistence import TrainedWeights
+from plusrl.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -268,10 +269,12 @@ class Summarizer(TrainedWeights, nn.Module):
                                          use_adapter=False, with_values=False)
         return logprobs * rollout.summary_mask
 
-    def summarize(self, records: list[Record], dataset: str, batch_size: int = 32, sample: bool = False) -> list[str]:
+    def summarize(self, records: list[Record], dataset: str, batch_size: int = 32, sample: bool = False,
+                  desc: str = "summarizing") -> list[str]:
         """Summaries for records (greedy by default, for evaluation and serving)."""
         texts = []
-        for start in range(0, len(records), batch_size):
+        for start in progress(range(0, len(records), batch_size), desc=desc, unit="batch",
+                              disable=len(records) <= batch_size):  # one batch takes seconds
             ids, mask = self.batch_prompts(records[start : start + batch_size], dataset)
             texts += self.generate(ids, mask, sample=sample, with_values=False).texts
         return texts

@@ -23,7 +23,6 @@ from typing import Any, Literal
 
 import torch
 from safetensors.torch import load_file
-from tqdm.auto import tqdm
 
 from plusrl.config import ConfigError
 from plusrl.data.registry import load_split
@@ -32,6 +31,7 @@ from plusrl.methods import method_spec
 from plusrl.models.conditioning import build_conditionings
 from plusrl.models.reward_model import RewardModel, RewardModelConfig
 from plusrl.models.summarizer import Rollout, Summarizer, SummarizerConfig
+from plusrl.progress import progress
 from plusrl.run_dir import REWARD_MODEL, SUMMARIZER, RunDir
 from plusrl.training.losses import (
     bradley_terry_loss,
@@ -171,8 +171,8 @@ def train_plus(cfg: PlusConfig, resume: bool = False) -> Path:
     """Alg. 1: co-train the summarizer π_θ and the summary-conditioned reward model r_φ."""
     run = build(cfg, resume)
     accelerator, ppo = run.ctx.accelerator, cfg.ppo
-    bar = tqdm(range(run.start, cfg.iterations), initial=run.start, total=cfg.iterations, desc=cfg.method,
-               disable=not run.ctx.is_main)
+    bar = progress(range(run.start, cfg.iterations), initial=run.start, total=cfg.iterations, desc=cfg.method,
+                   unit="iteration", leave=True, disable=not run.ctx.is_main)
     for iteration in bar:
         # 1. sample N (context, pair) tuples: the i-th slice of a per-seed, per-epoch order
         users = run.ctx.local_share(_sample_batch(run.records, iteration, cfg.rollout_batch_size, cfg.seed))

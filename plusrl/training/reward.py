@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from tqdm.auto import tqdm
 
 from plusrl.config import ConfigError
 from plusrl.data.prompts import family
@@ -22,13 +21,9 @@ from plusrl.data.registry import load_split
 from plusrl.methods import MethodSpec, method_spec
 from plusrl.models.conditioning import build_conditionings
 from plusrl.models.reward_model import RewardModel, RewardModelConfig
+from plusrl.progress import progress
 from plusrl.run_dir import REWARD_MODEL
-from plusrl.training.losses import (
-    bradley_terry_loss,
-    dpl_loss,
-    gaussian_kl,
-    preference_accuracy,
-)
+from plusrl.training.losses import bradley_terry_loss, dpl_loss, gaussian_kl, preference_accuracy
 from plusrl.training.run_context import RunContext, adamw_updates, check_tracker_installed
 
 log = logging.getLogger(__name__)
@@ -148,8 +143,8 @@ def train_reward_model(cfg: RewardTrainConfig, resume: bool = False) -> Path:
 
     # -- training loop: each process takes its share of each global batch
     n_truncated, n_seen = 0, 0
-    bar = tqdm(range(start_step, total_steps), initial=start_step, total=total_steps, desc=f"train {cfg.method}",
-               disable=not ctx.is_main)
+    bar = progress(range(start_step, total_steps), initial=start_step, total=total_steps, desc=f"train {cfg.method}",
+                   unit="step", leave=True, disable=not ctx.is_main)
     forward.train()
     for step in bar:
         epoch, index = divmod(step, steps_per_epoch)

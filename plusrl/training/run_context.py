@@ -19,7 +19,8 @@ from transformers import get_scheduler
 from plusrl.config import to_yaml
 from plusrl.run_dir import TRAINER_STATE, RunDir
 from plusrl.training.checkpoint import forget_log_rows_from, run_folder, save_checkpoint
-from plusrl.training.runtime import resolve_precision, rng_state, seed_everything, set_rng_state
+from plusrl.training.precision import resolve_precision
+from plusrl.training.runtime import rng_state, seed_everything, set_rng_state
 
 
 class TrainingDiverged(RuntimeError):
@@ -81,7 +82,8 @@ class RunContext:
         self.cfg, self.step_key, self.resume = cfg, step_key, resume
         self.run = RunDir(run_folder(cfg.output_dir, cfg.data.dataset, cfg.method, resume))
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.accelerator = Accelerator(mixed_precision=resolve_precision(cfg.precision, device),
+        self.precision = resolve_precision(cfg.precision, device)
+        self.accelerator = Accelerator(mixed_precision=self.precision.mixed_precision,
                                        log_with=None if cfg.report_to == "none" else cfg.report_to,
                                        project_dir=str(self.run.path))
         seed_everything(cfg.seed)
@@ -107,7 +109,11 @@ class RunContext:
                     forget_log_rows_from(log_file, self.step_key, start)
         if self.is_main:
             self.run.path.mkdir(parents=True, exist_ok=True)
-            self.run.config_file.write_text(to_yaml(self.cfg))
+            # the config as it ran: `auto` precision saved as what it resolved to, and why
+            ran = dataclasses.replace(self.cfg, precision=self.precision.name)
+            self.run.config_file.write_text(f"# precision {self.precision.requested} → {self.precision.name}: "
+                                            f"{self.precision.reason}\n{to_yaml(ran)}")
+        self.accelerator.print(f"precision {self.precision.requested} → {self.precision.name}: {self.precision.reason}")
         if self.cfg.report_to == "tensorboard":
             self.accelerator.init_trackers("tb")  # <run>/tb
         elif self.cfg.report_to != "none":

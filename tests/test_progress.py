@@ -1,0 +1,28 @@
+"""Progress off a terminal (CI logs, pipes): plain lines, never carriage-return redraws."""
+
+import io
+import time
+
+from plusrl import progress as progress_module
+from plusrl.progress import progress
+
+
+def test_a_bar_in_a_log_is_written_as_lines(monkeypatch):
+    log = io.StringIO()  # not a terminal
+    monkeypatch.setattr(progress_module.sys, "stderr", log)
+    monkeypatch.setattr(progress_module, "LOG_EVERY_S", 0.0)
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    for _ in progress(range(3), desc="summarizing pets", unit="batch"):
+        time.sleep(0.01)
+    lines = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue() and lines
+    assert all(line.startswith("summarizing pets:") for line in lines)
+    assert "3/3" in lines[-1] and "100%" in lines[-1]
+
+
+def test_tqdm_disable_silences_it_even_where_a_caller_enables_it(monkeypatch):
+    log = io.StringIO()
+    monkeypatch.setattr(progress_module.sys, "stderr", log)
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    assert list(progress(range(3), desc="quiet", disable=False)) == [0, 1, 2]
+    assert log.getvalue() == ""
