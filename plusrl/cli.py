@@ -10,7 +10,7 @@
     plusrl summarize --records pets --out summaries.json      (export; edit; reuse with --summaries)
     plusrl judge --records pets --run-dir RUN [--backend openai --base-url URL --model NAME]
     plusrl personalize --records pets --run-dir RUN --oracle-run ORACLE_RUN
-    plusrl reproduce table1|table2|table3|table4|table6|table9|dsp|dsp-contexts [--quick] [--seeds 0,1,2]
+    plusrl reproduce pets|table1|table2|table3|table4|table6|table9|dsp|dsp-contexts [--quick] [--seeds 0,1,2]
     plusrl serve --model-dir RUN [--db plusrl.db]             (the web service)
     plusrl chat-server --model smollm2-135m                   (OpenAI-compatible endpoint)
 """
@@ -21,11 +21,13 @@ import argparse
 import logging
 import os
 import secrets
+import shlex
 import sys
 from pathlib import Path
 
 from plusrl.config import ConfigError
 from plusrl.data.readers import DataError
+from plusrl.eval.report import TABLES
 from plusrl.models.backends import BackendError
 from plusrl.models.loader import ModelLoadError
 from plusrl.run_dir import RunDir
@@ -305,7 +307,7 @@ def _reproduce(args: argparse.Namespace) -> None:
     data = dict(item.split("=", 1) for item in args.data)
     report = reproduce(args.table, [int(s) for s in args.seeds.split(",")], Path(args.out), Path(args.report_dir),
                        args.quick, data, args.methods.split(",") if args.methods else None, args.overrides,
-                       args.dataset)
+                       args.dataset, command=shlex.join(["plusrl", *sys.argv[1:]]))
     print(report.read_text())
     print(f"report: {report} (+ .html, learning curves PNG)")
 
@@ -442,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("reproduce", help="run the methods × datasets of a paper table and write a report")
-    p.add_argument("table", choices=["table1", "table2", "table3", "table4", "table6", "table9", "dsp", "dsp-contexts"])
+    p.add_argument("table", choices=list(TABLES), help="pets: Tables 1 and 2 from the same runs")
     p.add_argument("--quick", action="store_true", help="small subsets that fit a 2-core CPU")
     p.add_argument("--seeds", default="0", help="comma-separated seeds (the paper uses 3)")
     p.add_argument("--methods", help="comma-separated subset of the table's methods")

@@ -21,7 +21,7 @@ import yaml
 
 from plusrl.training.checkpoint import latest_checkpoint
 
-# PLUS config keys of runs trained before session 7, and where their values live now
+# PLUS config keys of runs trained by older versions of plusrl, and where their values live now
 _RENAMED = {"rm_minibatch_size": ("rm_optim", "batch_size"), "rm_epochs": ("rm_optim", "epochs")}
 _DROPPED = {"train_summarizer", "train_reward_model", "log_every"}  # the method says what trains
 

@@ -14,12 +14,7 @@ from plusrl.data.schema import PreferencePair
 from plusrl.eval.readability import readability_rate
 from plusrl.eval.readability import edit_cases
 from plusrl.eval.runs import evaluate_run
-from plusrl.models.summarizer import (
-    Summarizer,
-    SummarizerConfig,
-    _mask_after_eos,
-    selected_logprobs,
-)
+from plusrl.models.summarizer import Summarizer, SummarizerConfig, selected_logprobs
 from plusrl.training.checkpoint import latest_checkpoint
 from plusrl.training.plus import PlusConfig, build, train_plus
 
@@ -39,10 +34,27 @@ TINY_PLUS = [
 ]
 
 
-def test_mask_after_eos_keeps_the_first_eos_only():
-    ids = torch.tensor([[5, 6, 2, 2, 2], [5, 2, 7, 2, 9], [5, 6, 7, 8, 9]])
-    expected = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 0, 0, 0], [1, 1, 1, 1, 1]])
-    assert torch.equal(_mask_after_eos(ids, eos_id=2), expected)
+def test_a_summary_can_end_at_its_first_line_of_text():
+    records = load_split("pets", "test")[:2]
+    lines = "Name three pets the user might like, one per line. Start your response with ##Summary"
+    texts = {}
+    for stop in (False, True):
+        summarizer = Summarizer(SummarizerConfig(lora_rank=0, max_summary_tokens=24, stop_at_line_end=stop,
+                                                 instruction_text=lines))
+        rollout = summarizer.generate(*summarizer.batch_prompts(records, "pets"), sample=False, with_values=False)
+        texts[stop] = rollout.texts
+        kept = [summarizer.tokenizer.decode(ids[mask.bool()]) for ids, mask in zip(rollout.summary_ids,
+                                                                                 rollout.summary_mask)]
+    assert any("\n" in text for text in texts[False])  # greedy SmolLM2 writes several lines here
+    for whole, first_line, tokens in zip(texts[False], texts[True], kept):
+        assert "\n" not in first_line and whole.startswith(first_line)
+        assert tokens.count("\n") <= 1 and (tokens.endswith("\n") or "\n" not in whole)  # the break is the last token
+
+    tokenizer = summarizer.tokenizer  # the header's line break and blank lines do not end a summary
+    ids = tokenizer.encode("##Summary\nThe user prefers dogs.\n\nThe user", add_special_tokens=False)
+    ends = [bool(summarizer._ends_line_of_text([torch.tensor([[i]]) for i in ids[: k + 1]])) for k in range(len(ids))]
+    assert [tokenizer.decode(ids[k]) for k in range(len(ids)) if ends[k]][0] == "\n"
+    assert tokenizer.decode(ids[: ends.index(True)]) == "##Summary\nThe user prefers dogs."
 
 
 def test_oldest_context_items_are_dropped_to_fit_the_window():

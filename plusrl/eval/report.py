@@ -39,16 +39,21 @@ class TableSpec:
     """Folder of plusrl/recipes/ whose CPU recipes the runs start from."""
 
 
+TABLE1_PAPER = {
+    "btl": {"pets": "44.1 ± 2.8"}, "dpl": {"pets": "46.2 ± 4.4"}, "vpl": {"pets": "100 ± 0"}, "icl": {"pets": "100 ± 0"},
+    "plus-untrained": {"pets": "96.2 ± 1.6"}, "plus": {"pets": "99.8 ± 0.2"}, "oracle": {"pets": "100 ± 0"}}
+TABLE2_PAPER = {
+    "btl": {"pets-ood": "49.5 ± 2.6"}, "dpl": {"pets-ood": "49.0 ± 0.5"}, "vpl": {"pets-ood": "44.8 ± 4.0"},
+    "icl": {"pets-ood": "72.5 ± 3.1"}, "plus-untrained": {"pets-ood": "85.8 ± 4.0"}, "plus": {"pets-ood": "93.7 ± 4.0"},
+    "oracle": {"pets-ood": "100 ± 0"}}
+
 TABLES = {
-    "table1": TableSpec("Table 1: held-out reward-model accuracy (Pets column)", "pets", ["pets"], paper={
-        "btl": {"pets": "44.1 ± 2.8"}, "dpl": {"pets": "46.2 ± 4.4"}, "vpl": {"pets": "100 ± 0"},
-        "icl": {"pets": "100 ± 0"}, "plus-untrained": {"pets": "96.2 ± 1.6"}, "plus": {"pets": "99.8 ± 0.2"},
-        "oracle": {"pets": "100 ± 0"}}),
+    "table1": TableSpec("Table 1: held-out reward-model accuracy (Pets column)", "pets", ["pets"], paper=TABLE1_PAPER),
     "table2": TableSpec("Table 2: accuracy under user shift (trained on Pets, tested on Pets-OOD)", "pets",
-                        ["pets-ood"], paper={
-        "btl": {"pets-ood": "49.5 ± 2.6"}, "dpl": {"pets-ood": "49.0 ± 0.5"}, "vpl": {"pets-ood": "44.8 ± 4.0"},
-        "icl": {"pets-ood": "72.5 ± 3.1"}, "plus-untrained": {"pets-ood": "85.8 ± 4.0"},
-        "plus": {"pets-ood": "93.7 ± 4.0"}, "oracle": {"pets-ood": "100 ± 0"}}),
+                        ["pets-ood"], paper=TABLE2_PAPER),
+    "pets": TableSpec("Tables 1–2: Pets and Pets-OOD (trained on Pets; Pets-OOD users are unseen)", "pets",
+                      ["pets", "pets-ood"], paper={
+        method: TABLE1_PAPER[method] | TABLE2_PAPER[method] for method in METHODS}),
     "table3": TableSpec("Table 3: static reward model or summarizer (UltraFeedback-P2)", "ultrafeedback-p2",
                         ["ultrafeedback-p2"], methods=("plus-static-rm", "plus-untrained", "plus"), paper={
         # rows with a 0.5B reward model and a 3B summarizer; "static" is the frozen one
@@ -116,9 +121,10 @@ def _eval_name(spec: str) -> str:
 
 def reproduce(table: str, seeds: list[int], out_dir: Path, report_dir: Path, quick: bool,
               data: dict[str, str] | None = None, methods: list[str] | None = None, extra: list[str] | None = None,
-              dataset: str | None = None) -> Path:
+              dataset: str | None = None, command: str = "") -> Path:
     """`dataset` runs the table's layout (methods × context types) on another dataset, trained and
-    tested on it, with no paper figures beside it: e.g. the Table 3 ablation on Pets."""
+    tested on it, with no paper figures beside it: e.g. the Table 3 ablation on Pets. `command`, the
+    command line that made the report, is written at its top so that a reader can run it again."""
     if table not in TABLES:
         raise ConfigError(f"unknown table {table!r}; choose from {', '.join(TABLES)}")
     spec, data = TABLES[table], data or {}
@@ -141,15 +147,67 @@ def reproduce(table: str, seeds: list[int], out_dir: Path, report_dir: Path, qui
                 rows.append({"method": method, "context_type": context_type, "scores": scores})
                 runs[(method, context_type)] = [_run_dir(runs_dir, method, resolve(spec.train_dataset),
                                                          context_type, s) for s in seeds]
-    return write_report(table, spec, rows, runs, missing, report_dir, quick, seeds, data)
+    return write_report(table, spec, rows, runs, missing, report_dir, quick, seeds, command)
 
 
-def mean_std(values: list[float]) -> str:
-    """Fractions as "mean ± std" in % (sample std over runs), one value as itself, none as "—"."""
+def mean_std(values: list[float], each: bool = False) -> str:
+    """Fractions as "mean ± std" in % (sample std over runs), one value as itself, none as "—";
+    `each` adds every run's value: "98.0 ± 3.5 (100.0, 100.0, 94.0)"."""
     if not values:
         return "—"
     mean = 100 * statistics.mean(values)
-    return f"{mean:.1f} ± {100 * statistics.stdev(values):.1f}" if len(values) > 1 else f"{mean:.1f}"
+    if len(values) == 1:
+        return f"{mean:.1f}"
+    runs = f" ({', '.join(f'{100 * v:.1f}' for v in values)})" if each else ""
+    return f"{mean:.1f} ± {100 * statistics.stdev(values):.1f}{runs}"
+
+
+RESULT_FILES = ("guidance.json", "eval/*.json", "eval/checks/edit_following.json")
+"""What a report keeps of each run (small files; the run folders themselves stay under --out)."""
+
+
+def run_facts(run_dir: Path) -> dict:
+    """One run's figures as a report shows them: the guidance weight, accuracy and readable
+    summaries per evaluated dataset, edit-following as written and restated."""
+    facts: dict = {"run": run_dir.name, "accuracy": {}, "readable": {}}
+    if (guidance := run_dir / "guidance.json").is_file():
+        facts["guidance_weight"] = json.loads(guidance.read_text())["weight"]
+    for path in sorted(run_dir.glob("eval/*.json")):
+        result = json.loads(path.read_text())
+        facts["accuracy"][result["dataset"]] = result["accuracy"]
+        if result.get("readable_summaries") is not None:
+            facts["readable"][result["dataset"]] = result["readable_summaries"]
+    if (edits := run_dir / "eval" / "checks" / "edit_following.json").is_file():
+        checked = json.loads(edits.read_text())
+        facts["edits"] = checked["edit_following"]
+        facts["edits_restated"] = checked.get("restated", {}).get("edit_following")
+    return facts
+
+
+def _keep_results(run_dir: Path, report_dir: Path) -> None:
+    """Copy a run's result files into report_dir/runs/<run>/, so the report holds its evidence."""
+    for pattern in RESULT_FILES:
+        for path in run_dir.glob(pattern):
+            atomic_write_text(report_dir / "runs" / run_dir.name / path.relative_to(run_dir), path.read_text())
+
+
+def _per_run_lines(runs: dict, eval_names: list[str]) -> list[str]:
+    """A Markdown table with one row per run: seed by seed, what the mean ± std above hides."""
+    header = ["run", "w", *eval_names, *(f"readable, {d}" for d in eval_names), "edits as written", "edits restated"]
+    lines = ["## Every run", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for dirs in runs.values():
+        for run_dir in dirs:
+            facts = run_facts(run_dir)
+
+            def pct(value):
+                return "—" if value is None else f"{100 * value:.1f}"
+
+            lines.append("| " + " | ".join([
+                facts["run"], str(facts.get("guidance_weight", "—")),
+                *(pct(facts["accuracy"].get(d)) for d in eval_names),
+                *(pct(facts["readable"].get(d)) for d in eval_names),
+                pct(facts.get("edits")), pct(facts.get("edits_restated"))]) + " |")
+    return lines + [""]
 
 
 def _curves(table: str, runs: dict, report_dir: Path) -> str | None:
@@ -197,18 +255,21 @@ def _example_summaries(runs: dict, k: int = 3) -> list[tuple[str, str, str]]:
     return examples
 
 
-def write_report(table, spec: TableSpec, rows, runs, missing, report_dir: Path, quick, seeds, data) -> Path:
+def write_report(table, spec: TableSpec, rows, runs, missing, report_dir: Path, quick, seeds,
+                 command: str) -> Path:
     report_dir.mkdir(parents=True, exist_ok=True)
     header = ["method", "context"] + [f"{d} (ours)" for d in spec.eval_datasets] + [f"{d} (paper)" for d in spec.eval_datasets]
     body = []
     for row in rows:
-        ours = [mean_std([s[d_path] for s in row["scores"]]) for d_path in (row["scores"][0] if row["scores"] else {})]
+        ours = [mean_std([s[d_path] for s in row["scores"]], each=True)
+                for d_path in (row["scores"][0] if row["scores"] else {})]
         paper = [spec.paper.get(row["method"], {}).get(d, "—") for d in spec.eval_datasets]
         body.append([row["method"], row["context_type"], *ours, *paper])
     curves = _curves(table, runs, report_dir) if runs else None
     examples = _example_summaries(runs)
     mode = "quick (small subsets, embedded models, 2-core CPU)" if quick else "full recipes"
-    lines = [f"# {spec.title}", "", (f"Mode: {mode}; seeds {seeds}; accuracy in %, mean ± std over seeds. "
+    lines = [f"# {spec.title}", ""] + ([f"Made by `{command}` (finished runs are read, not trained again).", ""]
+                                      if command else []) + [(f"Mode: {mode}; seeds {seeds}; accuracy in %, mean ± std over seeds, then each seed's. "
              "Paper figures use Qwen2.5 models (reward model 0.5B, summarizer 3B); ours use the embedded "
              "all-MiniLM-L6-v2 reward model and SmolLM2-135M summarizer unless the recipes were overridden."), ""]
     if missing:
@@ -219,6 +280,11 @@ def write_report(table, spec: TableSpec, rows, runs, missing, report_dir: Path, 
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(r) + " |" for r in body]
         lines.append("")
+    if runs:
+        lines += _per_run_lines(runs, [_eval_name(d) for d in spec.eval_datasets])
+        for dirs in runs.values():
+            for run_dir in dirs:
+                _keep_results(run_dir, report_dir)
     if curves:
         lines += [f"![learning curves]({curves})", ""]
     if examples:

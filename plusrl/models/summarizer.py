@@ -8,6 +8,7 @@ trained weights, and the frozen reference policy is the same network with adapte
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -36,6 +37,11 @@ class SummarizerConfig:
     """Each response in the context keeps only its first N characters (0: all). Long real-text
     answers show their style in the opening lines, and all k past pairs then fit the window."""
     max_summary_tokens: int = 48
+    stop_at_line_end: bool = False
+    """End a summary at its first line break after some text, as at EOS (the line break is the
+    summary's last token, so RL learns when to stop). A one-statement summary then cannot grow,
+    under RL, into repeated statements that fill the token limit ("The user prefers dogs.\n\nThe
+    user prefers cats.\n\n…"), a private code whose order carries the preference."""
     temperature: float = 1.0
     top_p: float = 1.0
     lora_rank: int = 16
@@ -229,8 +235,9 @@ class Summarizer(TrainedWeights, nn.Module):
         top_p = TopPLogitsWarper(self.config.top_p) if sample and self.config.top_p < 1 else None
         eos, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
         done = torch.zeros(len(rows), dtype=torch.bool, device=self.device)
+        last = torch.full((len(rows),), n_steps, device=self.device)  # the step of each summary's last token
         tokens, logprobs, values = [], [], []
-        for _ in range(n_steps):
+        for step in range(n_steps):
             out = self.lm(input_ids=token, attention_mask=attention, position_ids=position, cache=cache,
                           output_hidden_states=with_values)
             log_policy = self._log_policy(out.logits[:, -1])
@@ -244,12 +251,16 @@ class Summarizer(TrainedWeights, nn.Module):
             logprobs.append(log_policy.gather(1, token))
             if with_values:
                 values.append(self._values(out.hidden_states[-1][:, -1:]))
-            done |= token.squeeze(1) == eos
+            ends = token.squeeze(1) == eos
+            if self.config.stop_at_line_end:
+                ends |= self._ends_line_of_text(tokens)
+            last = torch.where(ends & ~done, step, last)
+            done |= ends
             if done.all():
                 break
             position = position + 1
         summary_ids = torch.cat(tokens, dim=1)
-        summary_mask = _mask_after_eos(summary_ids, eos)
+        summary_mask = (torch.arange(summary_ids.shape[1], device=self.device) <= last[:, None]).long()
         texts = [
             strip_summary_header(chat_reply(
                 self.tokenizer, self.config.summary_start + self.tokenizer.decode(ids[m.bool()], skip_special_tokens=True)))
@@ -258,6 +269,24 @@ class Summarizer(TrainedWeights, nn.Module):
         mask = summary_mask.float()
         return Rollout(prefix, rows, summary_ids, summary_mask, torch.cat(logprobs, 1) * mask,
                        torch.cat(values, 1) * mask if with_values else None, texts)
+
+    @functools.cached_property
+    def _line_break_ids(self) -> torch.Tensor:
+        """Ids of the vocabulary's tokens whose text holds a line break."""
+        vocabulary = range(len(self.tokenizer))
+        return torch.tensor([i for i in vocabulary if "\n" in self.tokenizer.decode([i])], device=self.device)
+
+    def _ends_line_of_text(self, tokens: list[torch.Tensor]) -> torch.Tensor:
+        """Rows whose newest token breaks a line that already holds summary text (not only the
+        "##Summary" header the instruction asks for, nor blank lines)."""
+        newest = tokens[-1].squeeze(1)
+        ends = torch.isin(newest, self._line_break_ids)
+        for row in ends.nonzero().flatten().tolist():
+            before = self.tokenizer.decode(torch.cat(tokens[:-1], 1)[row].tolist() if len(tokens) > 1 else [],
+                                           skip_special_tokens=True)
+            line_start = self.tokenizer.decode([newest[row].item()]).split("\n")[0]
+            ends[row] = bool(strip_summary_header(before + line_start))
+        return ends
 
     @torch.no_grad()
     def reference_logprobs(self, rollout: Rollout, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor) -> torch.Tensor:
@@ -318,10 +347,3 @@ def _disable_dropout(model: nn.Module) -> None:
             module.p = 0.0
     if hasattr(model.config, "attention_dropout"):
         model.config.attention_dropout = 0.0
-
-
-def _mask_after_eos(ids: torch.Tensor, eos_id: int) -> torch.Tensor:
-    """1 up to and including the first EOS of each row, 0 after it."""
-    is_eos = (ids == eos_id).int()
-    after_first_eos = (is_eos.cumsum(1) - is_eos) > 0
-    return (~after_first_eos).long()

@@ -27,6 +27,7 @@ from safetensors.torch import load_file
 from plusrl.config import ConfigError
 from plusrl.data.registry import load_split
 from plusrl.data.schema import Record
+from plusrl.eval.readability import readability_rate
 from plusrl.methods import method_spec
 from plusrl.models.conditioning import build_conditionings
 from plusrl.models.reward_model import RewardModel, RewardModelConfig
@@ -180,8 +181,9 @@ def train_plus(cfg: PlusConfig, resume: bool = False) -> Path:
         # 2. generate summaries z ~ π_θ(·|c), `ppo.group` per context
         clock = time.perf_counter()
         prompt_ids, prompt_mask = run.summarizer.batch_prompts(users, run.prompts)
-        rollout = run.summarizer.generate(prompt_ids, prompt_mask, group=ppo.group, sample=True,
-                                          with_values=ppo.advantage_estimator == "gae")
+        with accelerator.autocast():  # π_old in the precision the PPO passes compute π_θ in: a ratio of 1 on-policy
+            rollout = run.summarizer.generate(prompt_ids, prompt_mask, group=ppo.group, sample=True,
+                                              with_values=ppo.advantage_estimator == "gae")
         pairs = [users[i] for i in rollout.prompt_index.tolist()]  # the (context, pair) of each summary
 
         # 3. return R = log σ(r(s_A|z) - r(s_B|z)) under the current reward model (Eq. 4)
@@ -189,7 +191,7 @@ def train_plus(cfg: PlusConfig, resume: bool = False) -> Path:
         with torch.no_grad(), accelerator.autocast():
             r_chosen, r_rejected, _ = score_pairs(run.reward_model, run.reward_model, pairs, rollout.texts, run.prompts)
         returns = summary_return(r_chosen, r_rejected, ppo.reward_clip)
-        stats = rollout_stats(rollout, prompt_mask, r_chosen, r_rejected, returns)
+        stats = rollout_stats(rollout, pairs, prompt_mask, r_chosen, r_rejected, returns)
         stats["time/generate_and_score"] = time.perf_counter() - clock
 
         # 4. KL to the reference policy (adapters off); β = 0 skips this pass and leaves it unmeasured
@@ -217,7 +219,9 @@ def train_plus(cfg: PlusConfig, resume: bool = False) -> Path:
         # 8. log, example summaries, checkpoint
         run.ctx.log(iteration, stats)
         bar.set_postfix(R=f"{stats['reward/return']:.3f}", acc=f"{stats['rm/accuracy_before_update']:.2f}",
-                        kl=f"{stats['policy/kl']:.3f}" if "policy/kl" in stats else "-", len=f"{stats['summary/tokens']:.0f}")
+                        kl=f"{stats['policy/kl']:.3f}" if "policy/kl" in stats else "-",
+                        len=f"{stats['summary/tokens']:.0f}",
+                        readable=f"{stats['summary/readable']:.2f}" if "summary/readable" in stats else "-")
         if iteration % cfg.sample_every == 0:
             run.ctx.write_samples([{"iteration": iteration, "user_type": rec.meta.get("user_type"), "summary": text}
                                    for rec, text in list(zip(pairs, rollout.texts))[: 3 * ppo.group : ppo.group]])
@@ -295,9 +299,15 @@ def score_pairs(reward_model: RewardModel, forward, pairs: list[Record], summari
     return rewards[: len(pairs)], rewards[len(pairs) :], int(enc.attention_mask.sum())
 
 
-def rollout_stats(rollout: Rollout, prompt_mask: torch.Tensor, r_chosen, r_rejected, returns) -> dict:
+def rollout_stats(rollout: Rollout, pairs: list[Record], prompt_mask: torch.Tensor, r_chosen, r_rejected,
+                  returns) -> dict:
+    """What an iteration's summaries look like. `summary/readable` and `summary/distinct` show a drift into
+    a private code while it happens: readable falls as summaries stop stating the preference in words,
+    distinct falls as many users get one of a few strings."""
     lengths = rollout.summary_mask.sum(1)
-    return {
+    readable = readability_rate(rollout.texts, pairs)
+    return ({} if readable is None else {"summary/readable": readable}) | {
+        "summary/distinct": len(set(rollout.texts)) / len(rollout.texts),
         "reward/return": returns.mean().item(),
         "rm/accuracy_before_update": preference_accuracy(r_chosen, r_rejected).item(),
         "summary/tokens": lengths.float().mean().item(),
