@@ -258,20 +258,28 @@ def _example_summaries(runs: dict, k: int = 3) -> list[tuple[str, str, str]]:
 def write_report(table, spec: TableSpec, rows, runs, missing, report_dir: Path, quick, seeds,
                  command: str) -> Path:
     report_dir.mkdir(parents=True, exist_ok=True)
-    header = ["method", "context"] + [f"{d} (ours)" for d in spec.eval_datasets] + [f"{d} (paper)" for d in spec.eval_datasets]
+    names = [_eval_name(d) for d in spec.eval_datasets]
+    header = ["method", "context", *(f"{d} (ours)" for d in spec.eval_datasets),
+              *(f"{d} (paper)" for d in spec.eval_datasets), *(f"readable, {d}" for d in names),
+              "edits as written", "edits restated"]
     body = []
     for row in rows:
         ours = [mean_std([s[d_path] for s in row["scores"]], each=True)
                 for d_path in (row["scores"][0] if row["scores"] else {})]
         paper = [spec.paper.get(row["method"], {}).get(d, "—") for d in spec.eval_datasets]
-        body.append([row["method"], row["context_type"], *ours, *paper])
+        facts = [run_facts(run_dir) for run_dir in runs.get((row["method"], row["context_type"]), [])]
+        readable = [mean_std([f["readable"][d] for f in facts if d in f["readable"]]) for d in names]
+        edits = [mean_std([f[key] for f in facts if f.get(key) is not None]) for key in ("edits", "edits_restated")]
+        body.append([row["method"], row["context_type"], *ours, *paper, *readable, *edits])
     curves = _curves(table, runs, report_dir) if runs else None
     examples = _example_summaries(runs)
     mode = "quick (small subsets, embedded models, 2-core CPU)" if quick else "full recipes"
-    lines = [f"# {spec.title}", ""] + ([f"Made by `{command}` (finished runs are read, not trained again).", ""]
-                                      if command else []) + [(f"Mode: {mode}; seeds {seeds}; accuracy in %, mean ± std over seeds, then each seed's. "
+    made_by = [f"Made by `{command}` (finished runs are read, not trained again).", ""] if command else []
+    lines = [f"# {spec.title}", "", *made_by,
+             f"Mode: {mode}; seeds {seeds}; accuracy in %, mean ± std over seeds, then each seed's. Readable "
+             "summaries and edit-following (as written, and restated by the run's summarizer) where measured. "
              "Paper figures use Qwen2.5 models (reward model 0.5B, summarizer 3B); ours use the embedded "
-             "all-MiniLM-L6-v2 reward model and SmolLM2-135M summarizer unless the recipes were overridden."), ""]
+             "all-MiniLM-L6-v2 reward model and SmolLM2-135M summarizer unless the recipes were overridden.", ""]
     if missing:
         lines += ["**Not run — data missing.** These datasets need your own download:", ""]
         lines += [f"- `{d}`: build it with `{LOCAL_DATA[d]}`, then pass `--data {d}=<folder>`" for d in missing]
@@ -281,7 +289,7 @@ def write_report(table, spec: TableSpec, rows, runs, missing, report_dir: Path, 
         lines += ["| " + " | ".join(r) + " |" for r in body]
         lines.append("")
     if runs:
-        lines += _per_run_lines(runs, [_eval_name(d) for d in spec.eval_datasets])
+        lines += _per_run_lines(runs, names)
         for dirs in runs.values():
             for run_dir in dirs:
                 _keep_results(run_dir, report_dir)

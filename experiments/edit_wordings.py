@@ -1,6 +1,6 @@
 """Does a reward model read what a person writes, or only which animal they name?
 
-The eval's edit-following check (`plusrl.eval.readability.STATEMENTS`) is the test. This benchmark
+The eval's edit-following check (`plusrl.eval.readability.STATEMENTS`) is the test. This experiment
 scores the *validation* wordings and animal pairs (`edit_cases(validation=True)`: "I can't stand
 {y}, but I adore {x}.", "No more {y}, please. Only {x}.", …, on hamsters/horses and
 goldfish/turtles), where designs may be chosen, three ways:
@@ -21,9 +21,9 @@ goldfish/turtles), where designs may be chosen, three ways:
 Each at guidance w = 1 and at the run's calibrated w when it has one. `--test` adds the test
 wordings; leave it off while choosing.
 
-    python benchmarks/edit_wordings.py --run runs/s12/full/pets-pairs-plus-seed0 [--run …] [--test]
-    python benchmarks/edit_wordings.py --oracle-phrasing mixed --seed 0 --out runs/probes/edit-wordings
-    python benchmarks/edit_wordings.py --run RUN --few-shot-restater smollm2-135m --few-shot-restater gemma3-270m
+    python experiments/edit_wordings.py --run runs/pets/full/pets-pairs-plus-seed0 [--run …] [--test]
+    python experiments/edit_wordings.py --oracle-phrasing mixed --seed 0 --out runs/probes/edit-wordings
+    python experiments/edit_wordings.py --run RUN --few-shot-restater smollm2-135m --few-shot-restater gemma3-270m
 """
 
 from __future__ import annotations

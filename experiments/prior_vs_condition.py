@@ -2,7 +2,7 @@
 
 Pets-OOD users prefer rabbits to birds, against the ranking every training user shares (birds
 first, rabbits last). A reward model trained on Pets has two parts in effect: what every user
-rewards alike (the prior) and what depends on the user's text. This benchmark turns the second
+rewards alike (the prior) and what depends on the user's text. This experiment turns the second
 up (`guided_reward`, classifier-free guidance read for rewards) and measures what that buys and
 costs:
 
@@ -16,7 +16,7 @@ wrong) is shown for every w. Pets, Pets-OOD and edit-following are measured at w
 calibrated w only: they choose nothing. Nothing is written to the run (`plusrl calibrate` does
 that).
 
-    python benchmarks/prior_vs_condition.py --run runs/s8/full/pets-pairs-oracle-seed0 [--run …]
+    python experiments/prior_vs_condition.py --run runs/pets/full/pets-pairs-oracle-seed0 [--run …]
 """
 
 from __future__ import annotations

@@ -8,11 +8,11 @@ another `summary_start`, named instruction or instruction in your own words) run
 `--model` puts another LM in the recipe's place (e.g. `gemma3-270m`, a base model, which reads a plain
 "User: …" / "Assistant:" transcript).
 
-    python benchmarks/summary_style_probe.py --dataset data/dsp --users 48 \
+    python experiments/summary_style_probe.py --dataset data/dsp --users 48 \
         --summary-start "" --summary-start "The user prefers answers that are"
-    python benchmarks/summary_style_probe.py --dataset data/dsp --users 24 --model gemma3-270m \
+    python experiments/summary_style_probe.py --dataset data/dsp --users 24 --model gemma3-270m \
         --summary-start "The user prefers answers that are"
-    python benchmarks/summary_style_probe.py --dataset pets-val --recipe recipes/pets/plus.yaml --users 32 \
+    python experiments/summary_style_probe.py --dataset pets-val --recipe recipes/pets/plus.yaml --users 32 \
         --instruction paper --instruction stated --instruction-text "Which kind of pet …? Start your response with ##Summary"
 """
 
