@@ -47,7 +47,8 @@ from plusrl.data.registry import load_split
 from plusrl.models.loader import load_causal_lm
 from plusrl.models.reward_model import RewardModel, RewardModelConfig
 from plusrl.models.summarizer import Summarizer, SummarizerConfig
-from plusrl.training.plus import PlusConfig, train_plus
+from plusrl.training.configs import PlusConfig
+from plusrl.training.plus import train_plus
 from plusrl.training.precision import cpu_kernels, cpu_model, resolve_precision
 
 

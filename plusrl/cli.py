@@ -1,6 +1,7 @@
 """The `plusrl` command line.
 
     plusrl train --method btl --dataset pets [--config RECIPE.yaml] [key.sub=value ...]
+    plusrl config show plus [--config RECIPE.yaml]           (every field, its default and documentation)
     plusrl eval --run-dir runs/pets-btl [--dataset pets-ood]
     plusrl table runs/pets-btl runs/pets-oracle
     plusrl export runs/pets-plus --out exported/pets-plus       (PEFT adapter, reward model, model card)
@@ -28,6 +29,7 @@ from pathlib import Path
 from plusrl.config import ConfigError
 from plusrl.data.readers import DataError
 from plusrl.eval.report import TABLES
+from plusrl.methods import METHODS
 from plusrl.models.backends import BackendError
 from plusrl.models.loader import ModelLoadError
 from plusrl.run_dir import RunDir
@@ -77,6 +79,18 @@ def _export(args: argparse.Namespace) -> None:
     from plusrl.export import export_run
 
     print(f"exported to {export_run(args.run_dir, args.out, args.summaries)}")
+
+
+def _config_show(args: argparse.Namespace) -> None:
+    import inspect
+
+    from plusrl.config import describe
+    from plusrl.methods import method_config, method_spec
+
+    config = method_config(args.config, [*args.overrides, f"method={args.method}"])
+    print(f"{args.method}: {method_spec(args.method).description} "
+          f"({type(config).__name__}, {f'from {args.config}' if args.config else 'defaults'})")
+    print(inspect.cleandoc(type(config).__doc__), "", *describe(config), sep="\n")
 
 
 def _table(args: argparse.Namespace) -> None:
@@ -330,12 +344,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a reward model (btl, oracle, icl) and evaluate it")
     p.add_argument("--config", help="YAML recipe (see recipes/)")
-    p.add_argument("--method", help="btl | dpl | vpl | oracle | icl | plus | plus-untrained | plus-static-rm")
+    p.add_argument("--method", help=f"{' | '.join(METHODS)} (plusrl config show METHOD lists its fields)")
     p.add_argument("--dataset", help="pets | pets-ood | path to local files")
     p.add_argument("--output-dir")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
     p.add_argument("--no-eval", action="store_true")
-    p.add_argument("overrides", nargs="*", help="config overrides such as optim.lr=1e-4 model.backbone=smollm2-135m")
+    p.add_argument("overrides", nargs="*", help="config overrides such as rm_optim.lr=1e-4 reward_model.backbone=smollm2-135m")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("eval", help="held-out accuracy of a trained run")
@@ -355,6 +369,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="a new folder")
     p.add_argument("--summaries", action="store_true", help="also the run's held-out summaries (summaries.json)")
     p.set_defaults(func=_export)
+
+    p = sub.add_parser("config", help="show a method's config: every field, its value, default and documentation")
+    config_sub = p.add_subparsers(dest="config_command", required=True)
+    q = config_sub.add_parser("show", help="every field of METHOD's config (defaults, or a recipe's values)")
+    q.add_argument("method", choices=list(METHODS))
+    q.add_argument("--config", help="YAML recipe whose values to show")
+    q.add_argument("overrides", nargs="*", help="key.sub=value overrides, as for train")
+    q.set_defaults(func=_config_show)
 
     p = sub.add_parser("table", help="one accuracy table from several evaluated runs")
     p.add_argument("run_dirs", nargs="+")
@@ -464,7 +486,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # `key=value` overrides may follow options (`plusrl reproduce pets --seeds 0 precision=fp32`), which
+    # argparse leaves over once a positional argument came before those options
+    args, rest = parser.parse_known_args(argv)
+    if rest and isinstance(getattr(args, "overrides", None), list) and all(
+            "=" in item and not item.startswith("-") for item in rest):
+        args.overrides += rest
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         args.func(args)

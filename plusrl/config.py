@@ -109,3 +109,46 @@ def _merge(base: dict, new: dict, where: str) -> None:
 
 def to_yaml(config: Any) -> str:
     return yaml.safe_dump(dataclasses.asdict(config), sort_keys=False)
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The documentation of each field of a dataclass: the string literal under its line (the
+    attribute docstrings of PEP 257), from the class and the classes it builds on."""
+    import ast
+    import inspect
+    import textwrap
+
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        body = ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0].body
+        for statement, following in zip(body, body[1:]):
+            if (isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name)
+                    and isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)
+                    and isinstance(following.value.value, str)):
+                docs[statement.target.id] = inspect.cleandoc(following.value.value)
+    return docs
+
+
+def describe(config: Any, prefix: str = "") -> list[str]:
+    """Every field of a config, as `section.field = value` with its documentation, and its default
+    where the value differs from it; sections are described in turn."""
+    import textwrap
+
+    cls, lines = type(config), []
+    docs, defaults = field_docs(cls), cls()
+    nested = []
+    for f in dataclasses.fields(config):
+        value, default = getattr(config, f.name), getattr(defaults, f.name)
+        if dataclasses.is_dataclass(value):
+            nested.append((f.name, value))
+            continue
+        shown = f"{prefix}{f.name} = {value!r}" + ("" if value == default else f"   (default {default!r})")
+        lines.append(shown)
+        if f.name in docs:
+            lines += textwrap.wrap(docs[f.name], 96, initial_indent="    ", subsequent_indent="    ")
+    for name, value in nested:
+        lines += ["", f"[{prefix}{name}]" + (f"  {docs[name]}" if name in docs else "")]
+        lines += describe(value, f"{prefix}{name}.")
+    return lines

@@ -7,6 +7,7 @@ entry does yet, the one module that implements that (a conditioning kind in
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -28,7 +29,7 @@ class MethodSpec:
     context pairs (VPL)."""
     trainer: Literal["reward", "plus"]
     """reward: Bradley-Terry (or DPL/VPL) training of the reward model alone (training/reward.py);
-    plus: Alg. 1 with a summarizer (training/plus.py)."""
+    plus: Alg. 1 with a summarizer (training/plus.py). Named, not imported: TRAINERS."""
     loss: Literal["bradley_terry", "dpl", "vpl"] = "bradley_terry"
     """dpl: a mean and a log-variance per response (its reward is the mean); vpl: Bradley-Terry
     plus the KL of the user latent to its prior (its reward uses the latent's mean)."""
@@ -41,15 +42,21 @@ class MethodSpec:
     def has_summarizer(self) -> bool:
         return self.trainer == "plus"
 
-    def trainer_api(self):
-        """(config class, train function) of this method's trainer; imported on demand."""
-        if self.trainer == "plus":
-            from plusrl.training.plus import PlusConfig, train_plus
+    def config_class(self):
+        """The config class this method's trainer takes (plusrl.training.configs)."""
+        from plusrl.training.configs import CONFIGS
 
-            return PlusConfig, train_plus
-        from plusrl.training.reward import RewardTrainConfig, train_reward_model
+        return CONFIGS[self.trainer]
 
-        return RewardTrainConfig, train_reward_model
+    def train_function(self):
+        """The function that trains this method, imported on demand."""
+        module, name = TRAINERS[self.trainer].split(":")
+        return getattr(importlib.import_module(module), name)
+
+
+TRAINERS = {"reward": "plusrl.training.reward:train_reward_model", "plus": "plusrl.training.plus:train_plus"}
+"""Each trainer kind's training function, by its import path: the registry names trainers without
+importing them, so the modules that look methods up (conditioning, the trainers themselves) can."""
 
 
 METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in [
@@ -64,9 +71,6 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in [
     MethodSpec("plus-static-rm", "trained summarizer, reward model frozen at a PLUS-untrained run", "summary",
                "plus", train_reward_model=False),
 ]}
-
-MethodName = Literal["btl", "dpl", "vpl", "oracle", "icl", "plus", "plus-untrained", "plus-static-rm"]
-
 
 def method_spec(name: str) -> MethodSpec:
     try:
@@ -83,11 +87,9 @@ def method_config(recipe: str | Path | None = None, overrides: list[str] = ()):
     method = next((item.split("=", 1)[1].strip() for item in reversed(overrides) if item.startswith("method=")), None)
     if method is None and recipe is not None and Path(recipe).is_file():
         method = (yaml.safe_load(Path(recipe).read_text()) or {}).get("method")
-    config_class, _ = method_spec(method or "btl").trainer_api()
-    return load_config(config_class, recipe, overrides)
+    return load_config(method_spec(method or "btl").config_class(), recipe, overrides)
 
 
 def train(cfg, resume: bool = False) -> Path:
     """Train with the method's trainer; returns the run folder."""
-    _, train_fn = method_spec(cfg.method).trainer_api()
-    return train_fn(cfg, resume=resume)
+    return method_spec(cfg.method).train_function()(cfg, resume=resume)

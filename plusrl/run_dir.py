@@ -21,8 +21,9 @@ import yaml
 
 from plusrl.training.checkpoint import latest_checkpoint
 
-# PLUS config keys of runs trained by older versions of plusrl, and where their values live now
+# Config keys of runs trained by older versions of plusrl, and where their values live now
 _RENAMED = {"rm_minibatch_size": ("rm_optim", "batch_size"), "rm_epochs": ("rm_optim", "epochs")}
+_RENAMED_SECTIONS = {"model": "reward_model", "optim": "rm_optim"}  # reward-model runs: one naming with PLUS
 _DROPPED = {"train_summarizer", "train_reward_model", "log_every"}  # the method says what trains
 
 REWARD_MODEL = "model"
@@ -89,11 +90,14 @@ class RunDir:
         from plusrl.methods import method_spec
 
         data = self._saved_config()
-        config_class, _ = method_spec(data.get("method", "btl")).trainer_api()
+        config_class = method_spec(data.get("method", "btl")).config_class()
         fields = {f.name for f in dataclasses.fields(config_class)}
         for old, (section, key) in _RENAMED.items():
             if old in data and old not in fields:
                 data.setdefault(section, {})[key] = data.pop(old)
+        for old, new in _RENAMED_SECTIONS.items():
+            if old in data and old not in fields:
+                data[new] = data.pop(old)
         for old in _DROPPED - fields:
             data.pop(old, None)
         return from_dict(config_class, data)  # fields added since the run keep their defaults

@@ -16,8 +16,9 @@ from plusrl.data.readers import DataError
 from plusrl.eval.accuracy import score_responses
 from plusrl.eval.runs import evaluate_run
 from plusrl.run_dir import RunDir
-from plusrl.training.plus import PlusConfig, train_plus
-from plusrl.training.reward import RewardTrainConfig, train_reward_model
+from plusrl.training.configs import PlusConfig, RewardTrainConfig
+from plusrl.training.plus import train_plus
+from plusrl.training.reward import train_reward_model
 
 PROMPT = "Please talk about one kind of pets."
 RESPONSES = ["Dogs greet their owners at the door.", "Cats sleep most of the day.", "Rabbits binky when happy."]
@@ -28,8 +29,8 @@ CONTEXT = [{"kind": "pair", "prompt": PROMPT, "chosen": "Dogs can learn a hundre
 @pytest.fixture(scope="module")
 def oracle_run(tmp_path_factory):
     cfg = load_config(RewardTrainConfig, None, [
-        "method=oracle", "data.max_train_records=32", "optim.batch_size=16", "model.max_length=64",
-        "model.similarity_weight=5.0", "data.max_eval_records=8", "report_to=none",
+        "method=oracle", "data.max_train_records=32", "rm_optim.batch_size=16", "reward_model.max_length=64",
+        "reward_model.similarity_weight=5.0", "data.max_eval_records=8", "report_to=none",
         f"output_dir={tmp_path_factory.mktemp('runs') / 'oracle'}"])
     run_dir = train_reward_model(cfg)
     evaluate_run(run_dir)

@@ -11,7 +11,7 @@ from plusrl.models.loader import ModelLoadError, load_backbone, resolve
     [
         (["train", "--dataset", "petz", "--no-eval"], "unknown dataset 'petz'"),
         (["train", "--config", "nope.yaml"], "recipe nope.yaml not found"),
-        (["train", "optim.lr=fast"], "config.optim.lr: expected float, got 'fast'"),
+        (["train", "rm_optim.lr=fast"], "config.rm_optim.lr: expected float, got 'fast'"),
         (["train", "--method", "dpo"], "unknown method 'dpo'"),
         (["eval", "--run-dir", "/nonexistent/run"], "no config.yaml"),
         (["data", "validate", "tests/fixtures/records_missing_field.jsonl"], "records_missing_field.jsonl:2: field 'chosen'"),

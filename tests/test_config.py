@@ -6,18 +6,17 @@ import pytest
 
 from plusrl.config import ConfigError, load_config, to_yaml
 from plusrl.methods import method_config
-from plusrl.training.plus import PlusConfig
-from plusrl.training.reward import RewardTrainConfig
+from plusrl.training.configs import PlusConfig, RewardTrainConfig
 
 
 def test_recipe_then_overrides(tmp_path):
     recipe = tmp_path / "r.yaml"
-    recipe.write_text("method: oracle\noptim:\n  lr: 0.001\n  batch_size: 8\nmodel:\n  backbone: minilm-l6\n")
-    cfg = load_config(RewardTrainConfig, recipe, ["optim.lr=3e-4", "data.eval_datasets=[pets, pets-ood]", "optim.epochs=2"])
+    recipe.write_text("method: oracle\nrm_optim:\n  lr: 0.001\n  batch_size: 8\nreward_model:\n  backbone: minilm-l6\n")
+    cfg = load_config(RewardTrainConfig, recipe, ["rm_optim.lr=3e-4", "data.eval_datasets=[pets, pets-ood]", "rm_optim.epochs=2"])
     assert cfg.method == "oracle"
-    assert cfg.optim.lr == 3e-4 and cfg.optim.batch_size == 8 and cfg.optim.epochs == 2
+    assert cfg.rm_optim.lr == 3e-4 and cfg.rm_optim.batch_size == 8 and cfg.rm_optim.epochs == 2
     assert cfg.data.eval_datasets == ["pets", "pets-ood"]
-    assert cfg.optim.warmup_ratio == 0.03  # untouched defaults stay
+    assert cfg.rm_optim.warmup_ratio == 0.03  # untouched defaults stay
     assert load_config(RewardTrainConfig, None, []) == RewardTrainConfig()
     again = tmp_path / "again.yaml"
     again.write_text(to_yaml(cfg))
@@ -27,9 +26,9 @@ def test_recipe_then_overrides(tmp_path):
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("optim.lrr=1", "unknown key(s) ['lrr']"),
-        ("optim.batch_size=big", "config.optim.batch_size: expected int, got 'big'"),
-        ("optim.lr", "must look like key.subkey=value"),
+        ("rm_optim.lrr=1", "unknown key(s) ['lrr']"),
+        ("rm_optim.batch_size=big", "config.rm_optim.batch_size: expected int, got 'big'"),
+        ("rm_optim.lr", "must look like key.subkey=value"),
         ("seed=true", "config.seed: expected int, got True"),
     ],
 )
@@ -53,8 +52,8 @@ def test_missing_recipe(tmp_path):
         (["method=plus-static-rm"], "plus-static-rm keeps the reward model static: give reward_model_init"),
         (["method=plus", "data.context_type=pair"], "'pair' is not one of 'pairs', 'guideline', 'conversation'"),
         (["method=oracle", "precision=fp16"], "config.precision: 'fp16' is not one of 'auto', 'bf16', 'fp32'"),
-        (["method=oracle", "optim.batch_size=0"], "batch_size, epochs ≥ 1"),
-        (["method=oracle", "model.pooling=max"], "pooling must be auto, mean or last"),
+        (["method=oracle", "rm_optim.batch_size=0"], "batch_size, epochs ≥ 1"),
+        (["method=oracle", "reward_model.pooling=max"], "pooling must be auto, mean or last"),
         (["method=plsu"], "unknown method 'plsu'; choose from btl, dpl"),
         (["method=vpl", "latent_noise_scale=-1"], "latent_noise_scale must be >= 0"),
         (["method=plus", "iterations=4", "freeze_summarizer_iterations=4"],
@@ -94,3 +93,25 @@ def test_a_plus_run_saved_before_the_registry_still_loads(tmp_path):
     (tmp_path / "config.yaml").write_text(text)
     cfg = RunDir(tmp_path).config()
     assert cfg.method == "plus-untrained" and (cfg.rm_optim.batch_size, cfg.rm_optim.epochs) == (8, 2)
+
+
+def test_every_config_field_is_documented_and_shown(capsys):
+    """`plusrl config show` prints each field with the text under its line: none may lack one."""
+    import dataclasses
+
+    from plusrl.cli import main
+    from plusrl.config import field_docs
+
+    def undocumented(cls) -> list[str]:
+        docs, missing = field_docs(cls), []
+        for f in dataclasses.fields(cls):
+            missing += [] if f.name in docs else [f"{cls.__name__}.{f.name}"]
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            missing += undocumented(type(default)) if dataclasses.is_dataclass(default) else []
+        return missing
+
+    assert undocumented(PlusConfig) == [] and undocumented(RewardTrainConfig) == []
+    assert main(["config", "show", "plus", "--config", "recipes/pets/plus.yaml", "ppo.kl_coef=0.01"]) == 0
+    shown = capsys.readouterr().out
+    assert "ppo.kl_coef = 0.01   (default 0.001)" in shown and "summarizer.stop_at_line_end = True" in shown
+    assert "β of the k1 KL penalty" in shown

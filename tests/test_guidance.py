@@ -18,7 +18,8 @@ from plusrl.eval.guidance import (
 )
 from plusrl.eval.runs import evaluate_run
 from plusrl.run_dir import RunDir
-from plusrl.training.reward import RewardTrainConfig, train_reward_model
+from plusrl.training.configs import RewardTrainConfig
+from plusrl.training.reward import train_reward_model
 
 
 def test_the_largest_weight_before_any_set_loses_a_pair():
@@ -38,8 +39,8 @@ def test_the_largest_weight_before_any_set_loses_a_pair():
 def oracle_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("guided") / "run"
     cfg = load_config(RewardTrainConfig, None, [
-        "method=oracle", "data.max_train_records=64", "optim.batch_size=16", "optim.epochs=2", "optim.lr=1e-4",
-        "model.max_length=64", "model.similarity_weight=5.0", f"output_dir={out}"])
+        "method=oracle", "data.max_train_records=64", "rm_optim.batch_size=16", "rm_optim.epochs=2", "rm_optim.lr=1e-4",
+        "reward_model.max_length=64", "reward_model.similarity_weight=5.0", f"output_dir={out}"])
     return train_reward_model(cfg)
 
 
@@ -86,7 +87,7 @@ def test_a_broken_guidance_file_is_named(tmp_path):
 
 
 def test_methods_without_a_conditioning_text_cannot_be_calibrated(tmp_path):
-    cfg = load_config(RewardTrainConfig, None, ["method=btl", "data.max_train_records=16", "optim.batch_size=16",
-                                                "model.max_length=32", f"output_dir={tmp_path / 'btl'}"])
+    cfg = load_config(RewardTrainConfig, None, ["method=btl", "data.max_train_records=16", "rm_optim.batch_size=16",
+                                                "reward_model.max_length=32", f"output_dir={tmp_path / 'btl'}"])
     with pytest.raises(ConfigError, match="reads none"):
         calibrate_run(train_reward_model(cfg), ["pets-val@validation"])

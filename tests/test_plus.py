@@ -16,7 +16,8 @@ from plusrl.eval.readability import edit_cases
 from plusrl.eval.runs import evaluate_run
 from plusrl.models.summarizer import Summarizer, SummarizerConfig, selected_logprobs
 from plusrl.training.checkpoint import latest_checkpoint
-from plusrl.training.plus import PlusConfig, build, train_plus
+from plusrl.training.configs import PlusConfig
+from plusrl.training.plus import build, train_plus
 
 TINY_PLUS = [
     "iterations=2",

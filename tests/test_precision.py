@@ -1,6 +1,7 @@
 """precision: auto takes bf16 only where this machine measured it faster, per CPU kind."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -70,5 +71,6 @@ def test_a_broken_cache_is_measured_again(cache, monkeypatch):
     assert cpu_bf16_speedup() == 0.5 and json.loads(cache.read_text())
 
 
-def test_the_real_measurement_is_a_positive_ratio():
-    assert 0.01 < measure_bf16_speedup(rows=32, width=64, hidden=128, steps=1) < 100
+def test_the_real_measurement_times_both_dtypes():
+    ratio = measure_bf16_speedup(rows=64, width=256, hidden=512, steps=1)  # seconds per fp32 / per bf16
+    assert math.isfinite(ratio) and ratio > 0

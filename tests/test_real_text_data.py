@@ -143,4 +143,4 @@ def test_reproduce_dsp_uses_the_dsp_recipes_and_names_the_missing_file(tmp_path)
                    methods=["btl"], extra=["data.max_train_records=32", "data.max_eval_records=8"]).read_text()
     assert "data missing" not in md and "| btl | pairs |" in md
     run = RunDir(next((tmp_path / "runs" / "quick").glob("*-pairs-btl-seed0")))
-    assert run.config().model.max_length == 256  # plusrl/recipes/dsp/btl.yaml, not the Pets recipe's 128
+    assert run.config().reward_model.max_length == 256  # plusrl/recipes/dsp/btl.yaml, not the Pets recipe's 128

@@ -19,18 +19,19 @@ from plusrl.models.conditioning import build_conditionings
 from plusrl.models.reward_model import RewardModel
 from plusrl.run_dir import RunDir
 from plusrl.training.checkpoint import latest_checkpoint
+from plusrl.training.configs import RewardTrainConfig
 from plusrl.training.losses import bradley_terry_loss
-from plusrl.training.reward import RewardTrainConfig, train_reward_model
+from plusrl.training.reward import train_reward_model
 from plusrl.training.runtime import seed_everything
 
 TINY = [
     "method=oracle",
     "data.max_train_records=48",
     "data.max_eval_records=32",
-    "optim.batch_size=16",
-    "optim.epochs=3",
-    "optim.lr=2e-4",
-    "model.max_length=64",
+    "rm_optim.batch_size=16",
+    "rm_optim.epochs=3",
+    "rm_optim.lr=2e-4",
+    "reward_model.max_length=64",
 ]
 
 
@@ -44,7 +45,7 @@ def test_oracle_reward_model_loss_falls(tmp_path, capsys):
     records = load_split("pets", "train")[:48]
     conditionings = build_conditionings("oracle", records, "pets")
     seed_everything(cfg.seed)
-    before = _bt_loss(RewardModel(cfg.model), records, conditionings)
+    before = _bt_loss(RewardModel(cfg.reward_model), records, conditionings)
 
     run_dir = train_reward_model(cfg)
     after = _bt_loss(RunDir(run_dir).reward_model(), records, conditionings)
@@ -64,8 +65,8 @@ def test_oracle_reward_model_loss_falls(tmp_path, capsys):
 
 
 def test_max_length_truncation_is_counted(tmp_path):
-    cfg = load_config(RewardTrainConfig, None, ["method=icl", "model.max_length=32"])
-    model = RewardModel(cfg.model)
+    cfg = load_config(RewardTrainConfig, None, ["method=icl", "reward_model.max_length=32"])
+    model = RewardModel(cfg.reward_model)
     records = load_split("pets", "test")[:4]
     enc = model.encode(build_conditionings("icl", records, "pets"), [r.prompt for r in records], [r.chosen for r in records])
     assert enc.n_truncated == 4 and enc.input_ids.shape[1] == 32

@@ -71,7 +71,7 @@ TABLES = {
 }
 
 QUICK = {  # fits a 2-core CPU in minutes: small subsets, short summaries, few iterations
-    "reward": ["data.max_train_records=128", "data.max_eval_records=48", "optim.batch_size=16"],
+    "reward": ["data.max_train_records=128", "data.max_eval_records=48", "rm_optim.batch_size=16"],
     "plus": ["data.max_eval_records=48", "iterations=3", "rollout_batch_size=8", "rm_optim.batch_size=16",
              "ppo.minibatch_size=16", "summarizer.max_summary_tokens=16", "save_every=100"],
 }

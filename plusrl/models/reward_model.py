@@ -46,6 +46,7 @@ class RewardModelConfig:
     lora_rank: int = 0
     """0 trains every weight; >0 trains LoRA adapters of that rank plus the head."""
     lora_alpha: int = 32
+    """LoRA scale α (the update is α/r · BA)."""
     latent_dim: int = 0
     """VPL: size of the user latent z appended to the pooled features (0 = no latent)."""
     latent_hidden: int = 512

@@ -37,16 +37,21 @@ class SummarizerConfig:
     """Each response in the context keeps only its first N characters (0: all). Long real-text
     answers show their style in the opening lines, and all k past pairs then fit the window."""
     max_summary_tokens: int = 48
+    """The most tokens a summary may have; generation stops there if no EOS came first."""
     stop_at_line_end: bool = False
     """End a summary at its first line break after some text, as at EOS (the line break is the
     summary's last token, so RL learns when to stop). A one-statement summary then cannot grow,
     under RL, into repeated statements that fill the token limit ("The user prefers dogs.\n\nThe
     user prefers cats.\n\n…"), a private code whose order carries the preference."""
     temperature: float = 1.0
+    """Sampling temperature of training rollouts; π_θ's log-probabilities are taken at it too, so
+    that PPO's ratio compares the policy that sampled. Evaluation and serving decode greedily."""
     top_p: float = 1.0
+    """Nucleus sampling of training rollouts (1: off)."""
     lora_rank: int = 16
     """0 fine-tunes every weight."""
     lora_alpha: int = 32
+    """LoRA scale α (the update is α/r · BA)."""
     summary_start: str = ""
     """Words the summary starts with, written after the prompt's assistant turn opens (e.g. "The user
     prefers"): the model continues them, and they are part of the summary the reward model reads.

@@ -17,9 +17,9 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from safetensors.torch import load_file
@@ -30,10 +30,11 @@ from plusrl.data.schema import Record
 from plusrl.eval.readability import readability_rate
 from plusrl.methods import method_spec
 from plusrl.models.conditioning import build_conditionings
-from plusrl.models.reward_model import RewardModel, RewardModelConfig
-from plusrl.models.summarizer import Rollout, Summarizer, SummarizerConfig
+from plusrl.models.reward_model import RewardModel
+from plusrl.models.summarizer import Rollout, Summarizer
 from plusrl.progress import progress
 from plusrl.run_dir import REWARD_MODEL, SUMMARIZER, RunDir
+from plusrl.training.configs import PlusConfig, PPOConfig
 from plusrl.training.losses import (
     bradley_terry_loss,
     gae_advantages,
@@ -47,92 +48,9 @@ from plusrl.training.losses import (
     token_rewards,
     value_loss,
 )
-from plusrl.training.reward import DataConfig, OptimConfig
-from plusrl.training.run_context import RunContext, Updates, adamw_updates, check_tracker_installed, cosine_schedule
+from plusrl.training.run_context import RunContext, Updates, adamw_updates, cosine_schedule
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class PPOConfig:
-    """Summarizer RL; defaults follow PLUS App. H Table 11 except where a recipe says otherwise."""
-
-    advantage_estimator: Literal["gae", "rloo", "grpo"] = "gae"
-    """gae: PPO with a critic, as the paper; rloo / grpo: several summaries per context, no critic."""
-    group_size: int = 4
-    """Summaries per context for rloo / grpo (at least 2: the baseline is the others' mean)."""
-    gamma: float = 1.0
-    lam: float = 0.95
-    clip_eps: float = 0.2
-    kl_coef: float = 0.001
-    """β of the k1 KL penalty to the reference (0.01 or 0.001 in the paper; 0.001 for Pets).
-    0 skips the reference pass, and the KL is then not measured (not logged)."""
-    reward_clip: float = 10.0
-    value_coef: float = 0.5
-    value_clip: float = 0.2
-    ppo_epochs: int = 1
-    minibatch_size: int = 8
-    """Summaries per PPO gradient step (global)."""
-    actor_lr: float = 5e-7
-    critic_lr: float = 9e-7
-    warmup_ratio: float = 0.03
-    max_grad_norm: float = 1.0
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.95
-
-    def __post_init__(self):
-        if self.advantage_estimator in ("rloo", "grpo") and self.group_size < 2:
-            raise ValueError(f"{self.advantage_estimator} needs group_size ≥ 2 (the baseline of a summary is the "
-                             f"mean of the others of its context), got {self.group_size}")
-        if self.kl_coef < 0 or self.minibatch_size < 1 or self.ppo_epochs < 1:
-            raise ValueError("kl_coef must be ≥ 0, minibatch_size and ppo_epochs ≥ 1")
-
-    @property
-    def group(self) -> int:
-        """Summaries sampled per context."""
-        return self.group_size if self.advantage_estimator in ("rloo", "grpo") else 1
-
-
-@dataclass
-class PlusConfig:
-    method: Literal["plus", "plus-untrained", "plus-static-rm"] = "plus"
-    """A PLUS method of plusrl.methods.METHODS: it says which of the two models train."""
-    output_dir: str = ""
-    seed: int = 0
-    precision: Literal["auto", "bf16", "fp32"] = "auto"
-    report_to: Literal["tensorboard", "wandb", "mlflow", "none"] = "tensorboard"
-    """Where metrics go besides metrics.jsonl, through accelerate's trackers (wandb and mlflow
-    must be installed; tensorboard writes to <run>/tb)."""
-    iterations: int = 20
-    rollout_batch_size: int = 32
-    """N: (context, pair) tuples per iteration (global)."""
-    reward_model_init: str = ""
-    """Run folder of a trained reward model to start from (needed when it stays static)."""
-    freeze_summarizer_iterations: int = 0
-    """First iterations in which only the reward model learns (OpenRLHF's freezing_actor_steps).
-    Under a reward model no better than chance, a summary that says nothing has the best expected
-    return (margin 0 scores log ½; a confident wrong margin scores less), so a summarizer that
-    moves first can collapse onto a generic sentence before the reward model reads anything."""
-    sample_every: int = 5
-    """Write example summaries to samples.jsonl every K iterations."""
-    save_every: int = 5
-    data: DataConfig = field(default_factory=DataConfig)
-    summarizer: SummarizerConfig = field(default_factory=SummarizerConfig)
-    reward_model: RewardModelConfig = field(default_factory=RewardModelConfig)
-    ppo: PPOConfig = field(default_factory=PPOConfig)
-    rm_optim: OptimConfig = field(default_factory=lambda: OptimConfig(batch_size=16))
-    """Reward-model updates: `epochs` passes of Bradley-Terry steps over each iteration's fresh
-    summaries, `batch_size` pairs per step (global)."""
-
-    def __post_init__(self):
-        check_tracker_installed(self.report_to)
-        if not method_spec(self.method).train_reward_model and not self.reward_model_init:
-            raise ValueError(f"{self.method} keeps the reward model static: give reward_model_init=<run folder>")
-        if min(self.iterations, self.rollout_batch_size, self.sample_every, self.save_every) < 1:
-            raise ValueError("iterations, rollout_batch_size, sample_every and save_every must be ≥ 1")
-        if not 0 <= self.freeze_summarizer_iterations < self.iterations:
-            raise ValueError(f"freeze_summarizer_iterations must be in [0, iterations={self.iterations}), "
-                             f"not {self.freeze_summarizer_iterations}")
 
 
 @dataclass

@@ -4,7 +4,6 @@ trackers, metrics.jsonl and atomic checkpoints of models, optimizers, schedulers
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import math
 from collections.abc import Callable
@@ -55,12 +54,6 @@ def adamw_updates(model: torch.nn.Module, optim, total_steps: int) -> Updates:
     optimizer = torch.optim.AdamW(params, lr=optim.lr, betas=(optim.adam_beta1, optim.adam_beta2),
                                   weight_decay=optim.weight_decay)
     return Updates(optimizer, cosine_schedule(optimizer, optim.warmup_ratio, total_steps), params, optim.max_grad_norm)
-
-
-def check_tracker_installed(report_to: str) -> None:
-    """Fail when the config loads, not after the models have: wandb and mlflow are optional installs."""
-    if report_to in ("wandb", "mlflow") and importlib.util.find_spec(report_to) is None:
-        raise ValueError(f"report_to={report_to} needs the {report_to} package: pip install {report_to}")
 
 
 def _flat(config: dict, prefix: str = "") -> dict:
