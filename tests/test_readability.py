@@ -58,8 +58,15 @@ def test_edit_following_scores_every_statement_both_ways_on_held_out_facts():
     # that takes the first animal named as the liked one passes exactly the first eight
     liked_first = {t: float(t.lower().find("{x}") < t.lower().find("{y}") or "{y}" not in t.lower()) for t in STATEMENTS}
     assert list(liked_first.values()) == [1.0] * 8 + [0.0] * 4
-    assert edit_following(scorer(True), cases) == {"edit_following": 8 / 12, "n_cases": len(cases),
-                                                   **{g: 8 / 12 for g in EDIT_GROUPS}, "by_statement": liked_first}
+    assert {t: c.order for c in cases for t in [c.template]} == {
+        t: "liked first" if liked_first[t] else "liked second" for t in STATEMENTS}
+    assert edit_following(scorer(True), cases) == {
+        "edit_following": 8 / 12, "n_cases": len(cases), **{g: 8 / 12 for g in EDIT_GROUPS},
+        "by_order": {"liked first": 1.0, "liked second": 0.0},
+        "by_group_and_order": {f"{g}, {o}": float(o == "liked first") for g in EDIT_GROUPS
+                               for o in ("liked first", "liked second")},
+        "by_statement": liked_first}
+    assert [c.order for c in edit_cases(validation=True)].count("liked second") * 2 == len(edit_cases(validation=True))
     assert edit_following(scorer(False), cases)["edit_following"] == 4 / 12
 
     # restated first (as a summarizer would: "The user prefers X."), every wording reads right
@@ -82,3 +89,10 @@ def test_edit_following_scores_every_statement_both_ways_on_held_out_facts():
     # a reader that takes the last animal named is right where a statement names one animal or the liked one last
     assert edit_following(likes_the_last_named, cases)["by_statement"] == {
         t: float(t == "I'm a {x} person." or not liked_first[t]) for t in STATEMENTS}
+
+
+def test_word_order_of_older_edit_checks_comes_from_their_per_wording_rates():
+    from plusrl.eval.readability import share_by_order
+
+    by_statement = {"I love {x} and dislike {y}.": 1.0, "I'm a {x} person.": 0.5, "Less {y}, more {x}.": 0.25}
+    assert share_by_order(by_statement) == {"liked first": 0.75, "liked second": 0.25}

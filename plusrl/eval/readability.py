@@ -149,6 +149,23 @@ EDIT_GROUPS = {
 }
 
 
+def word_order(template: str) -> str:
+    """"liked first" when a statement template names the liked animal {x} before the other {y} (or
+    alone), else "liked second": a reader that takes the first animal named as the liked one fails
+    only the second kind."""
+    other = re.search(r"\{[yY]\}", template)
+    liked_first = other is None or re.search(r"\{[xX]\}", template).start() < other.start()
+    return "liked first" if liked_first else "liked second"
+
+
+def share_by_order(by_statement: dict[str, float]) -> dict[str, float]:
+    """Edit-following by word order from its rate per template (every template has as many cases)."""
+    rates: dict[str, list[float]] = {}
+    for template, rate in by_statement.items():
+        rates.setdefault(word_order(template), []).append(rate)
+    return {order: sum(values) / len(values) for order, values in sorted(rates.items())}
+
+
 @dataclass
 class EditCase:
     group: str
@@ -158,6 +175,10 @@ class EditCase:
     other: str
     liked_fact: str
     other_fact: str
+
+    @property
+    def order(self) -> str:
+        return word_order(self.template)
 
     def restated_right(self, text: str) -> bool:
         """A restatement of the statement names the liked animal and not the other one."""
@@ -210,5 +231,7 @@ def edit_following(score, cases: list[EditCase] | None = None, restate=None) -> 
         case_of = {c.statement: c for c in cases}
         result["restated_right"] = sum(case_of[s].restated_right(t) for s, t in read_as.items()) / len(read_as)
     result |= _share_by(correct, [c.group for c in cases])  # training, Pets-OOD and new animals
+    result["by_order"] = _share_by(correct, [c.order for c in cases])
+    result["by_group_and_order"] = _share_by(correct, [f"{c.group}, {c.order}" for c in cases])
     result["by_statement"] = _share_by(correct, [c.template for c in cases])  # which wordings it reads
     return result

@@ -166,6 +166,25 @@ RESULT_FILES = ("guidance.json", "eval/*.json", "eval/checks/edit_following.json
 """What a report keeps of each run (small files; the run folders themselves stay under --out)."""
 
 
+def edit_rates(edits: dict) -> dict:
+    """The edit-following rates a table shows: overall and by word order, as written and restated."""
+    restated = edits.get("restated", {})
+    rates = {"edit_following": edits.get("edit_following"), "edit_following_restated": restated.get("edit_following")}
+    for order in ("liked first", "liked second"):
+        key = order.replace(" ", "_")
+        rates[f"edit_following_{key}"] = _by_order(edits).get(order)
+        rates[f"edit_following_restated_{key}"] = _by_order(restated).get(order)
+    return rates
+
+
+def _by_order(checked: dict) -> dict[str, float]:
+    """An edit check's rates by word order (derived from its per-wording rates in files written before
+    the check split them)."""
+    from plusrl.eval.readability import share_by_order
+
+    return checked.get("by_order") or share_by_order(checked.get("by_statement", {}))
+
+
 def run_facts(run_dir: Path) -> dict:
     """One run's figures as a report shows them: the guidance weight, accuracy and readable
     summaries per evaluated dataset, edit-following as written and restated."""
@@ -178,9 +197,7 @@ def run_facts(run_dir: Path) -> dict:
         if result.get("readable_summaries") is not None:
             facts["readable"][result["dataset"]] = result["readable_summaries"]
     if (edits := run_dir / "eval" / "checks" / "edit_following.json").is_file():
-        checked = json.loads(edits.read_text())
-        facts["edits"] = checked["edit_following"]
-        facts["edits_restated"] = checked.get("restated", {}).get("edit_following")
+        facts |= edit_rates(json.loads(edits.read_text()))
     return facts
 
 
@@ -193,7 +210,8 @@ def _keep_results(run_dir: Path, report_dir: Path) -> None:
 
 def _per_run_lines(runs: dict, eval_names: list[str]) -> list[str]:
     """A Markdown table with one row per run: seed by seed, what the mean ± std above hides."""
-    header = ["run", "w", *eval_names, *(f"readable, {d}" for d in eval_names), "edits as written", "edits restated"]
+    header = ["run", "w", *eval_names, *(f"readable, {d}" for d in eval_names), "edits as written (liked first / second)",
+              "edits restated (liked first / second)"]
     lines = ["## Every run", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for dirs in runs.values():
         for run_dir in dirs:
@@ -202,11 +220,15 @@ def _per_run_lines(runs: dict, eval_names: list[str]) -> list[str]:
             def pct(value):
                 return "—" if value is None else f"{100 * value:.1f}"
 
+            def edits(key):  # all wordings (liked animal named first / second)
+                split = [facts.get(f"{key}_liked_{order}") for order in ("first", "second")]
+                return pct(facts.get(key)) + (f" ({pct(split[0])} / {pct(split[1])})" if None not in split else "")
+
             lines.append("| " + " | ".join([
                 facts["run"], str(facts.get("guidance_weight", "—")),
                 *(pct(facts["accuracy"].get(d)) for d in eval_names),
                 *(pct(facts["readable"].get(d)) for d in eval_names),
-                pct(facts.get("edits")), pct(facts.get("edits_restated"))]) + " |")
+                edits("edit_following"), edits("edit_following_restated")]) + " |")
     return lines + [""]
 
 
@@ -269,7 +291,8 @@ def write_report(table, spec: TableSpec, rows, runs, missing, report_dir: Path, 
         paper = [spec.paper.get(row["method"], {}).get(d, "—") for d in spec.eval_datasets]
         facts = [run_facts(run_dir) for run_dir in runs.get((row["method"], row["context_type"]), [])]
         readable = [mean_std([f["readable"][d] for f in facts if d in f["readable"]]) for d in names]
-        edits = [mean_std([f[key] for f in facts if f.get(key) is not None]) for key in ("edits", "edits_restated")]
+        edits = [mean_std([f[key] for f in facts if f.get(key) is not None])
+                 for key in ("edit_following", "edit_following_restated")]
         body.append([row["method"], row["context_type"], *ours, *paper, *readable, *edits])
     curves = _curves(table, runs, report_dir) if runs else None
     examples = _example_summaries(runs)

@@ -13,7 +13,7 @@ from plusrl.data.registry import load_split
 from plusrl.eval.accuracy import evaluate, score_responses
 from plusrl.eval.guidance import calibrate_run, is_calibrated
 from plusrl.eval.readability import edit_following
-from plusrl.eval.report import mean_std
+from plusrl.eval.report import edit_rates, mean_std
 from plusrl.io import atomic_write_text
 from plusrl.methods import method_spec
 from plusrl.models.conditioning import build_conditionings
@@ -84,10 +84,14 @@ def collect_results(run_dirs: list[Path]) -> list[dict]:
         edits_file = run.checks_dir / "edit_following.json"
         edits = json.loads(edits_file.read_text()) if edits_file.is_file() else {}
         for path in sorted(run.eval_dir.glob("*.json")):
-            rows.append({"method": run.method(), "run": str(run_dir), "edit_following": edits.get("edit_following"),
-                         "edit_following_restated": edits.get("restated", {}).get("edit_following"),
-                         **json.loads(path.read_text())})
+            rows.append({"method": run.method(), "run": str(run_dir), **edit_rates(edits), **json.loads(path.read_text())})
     return rows
+
+
+EDIT_COLUMNS = {"edit_following": "edits", "edit_following_liked_first": "edits, liked first",
+                "edit_following_liked_second": "edits, liked second", "edit_following_restated": "edits restated",
+                "edit_following_restated_liked_first": "restated, liked first",
+                "edit_following_restated_liked_second": "restated, liked second"}
 
 
 def print_table(rows: list[dict], console: Console | None = None) -> None:
@@ -96,8 +100,7 @@ def print_table(rows: list[dict], console: Console | None = None) -> None:
     datasets = sorted({r["dataset"] for r in rows})
     readable = [d for d in datasets if any(r.get("readable_summaries") is not None for r in rows if r["dataset"] == d)]
     table = Table(title="Held-out reward-model accuracy (%), mean ± std over runs")
-    edit_columns = {"edit_following": "edit-following", "edit_following_restated": "edit-following, restated"}
-    for column in ["method", "runs", *datasets, *(f"readable summaries, {d}" for d in readable), *edit_columns.values()]:
+    for column in ["method", "runs", *datasets, *(f"readable summaries, {d}" for d in readable), *EDIT_COLUMNS.values()]:
         table.add_column(column, justify="left" if column == "method" else "right")
     for method in dict.fromkeys(r["method"] for r in rows):
         mine = [r for r in rows if r["method"] == method]
@@ -109,5 +112,5 @@ def print_table(rows: list[dict], console: Console | None = None) -> None:
             return mean_std(list({r["run"]: r[key] for r in mine if r.get(key) is not None}.values()))
 
         table.add_row(method, str(len({r["run"] for r in mine})), *(cell(d, "accuracy") for d in datasets),
-                      *(cell(d, "readable_summaries") for d in readable), *map(per_run, edit_columns))
+                      *(cell(d, "readable_summaries") for d in readable), *map(per_run, EDIT_COLUMNS))
     (console or Console(width=200)).print(table)
