@@ -56,6 +56,9 @@ class PersonalizedRewardModel:
     @torch.no_grad()
     def score(self, summary: str | None, prompt: str, responses: list[str], batch_size: int = 64) -> list[float]:
         """Reward of each response to `prompt` for the user `summary` describes (None: no summary)."""
+        if self.model.user_encoder is not None:
+            raise DataError("this reward model (VPL) reads a user latent inferred from their past preference pairs, "
+                            "not a summary: score it with plusrl eval on records that carry their context")
         if not responses:
             return []
         conditioning = None if summary is None else summary_conditioning(summary)

@@ -1,0 +1,76 @@
+"""The paper's model family, guarded without a download: a tiny random Qwen2 (grouped-query
+attention, tied embeddings, the ChatML template of the embedded SmolLM2 tokenizer, which Qwen2.5
+shares) as the reward-model backbone of every method and as the summarizer of PLUS, through
+train → eval → export → load. A decoder reward model pools its last token, as the PLUS authors'
+OpenRLHF reward models do."""
+
+import pytest
+import torch
+
+from plusrl import PersonalizedRewardModel, Summarizer, export_run
+from plusrl.data.readers import DataError
+from plusrl.eval.runs import evaluate_run
+from plusrl.methods import METHODS, method_config, train
+from plusrl.models.loader import load_tokenizer
+from plusrl.models.reward_model import RewardModel, RewardModelConfig
+
+PROMPT = "Please talk about one kind of pets."
+RESPONSES = ["Dogs greet their owners at the door.", "Cats sleep most of the day."]
+TINY = ["data.max_train_records=16", "data.max_eval_records=4", "data.eval_datasets=[pets]", "report_to=none",
+        "reward_model.max_length=64"]
+SHORT = {"reward": ["rm_optim.batch_size=8", "reward_model.latent_hidden=16"],
+         "plus": ["iterations=2", "rollout_batch_size=4", "ppo.advantage_estimator=rloo", "ppo.group_size=2",
+                  "ppo.minibatch_size=8", "rm_optim.batch_size=8", "summarizer.max_summary_tokens=6",
+                  "summarizer.lora_rank=4", "data.calibration_datasets=[]"]}
+
+
+@pytest.fixture(scope="module")
+def tiny_qwen2(tmp_path_factory) -> str:
+    from transformers import AutoModelForCausalLM, Qwen2Config
+
+    folder = tmp_path_factory.mktemp("tiny-qwen2")
+    tokenizer = load_tokenizer("smollm2-135m")
+    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def test_a_decoder_reward_model_pools_the_last_real_token(tiny_qwen2):
+    model = RewardModel(RewardModelConfig(backbone=tiny_qwen2, max_length=64)).eval()
+    assert model.pooling == "last" and model.backbone.config.model_type == "qwen2"
+    with torch.no_grad():
+        alone = model(model.encode(["I love dogs."], [PROMPT], RESPONSES[:1]))
+        padded = model(model.encode(["I love dogs."] * 2, [PROMPT] * 2, [RESPONSES[0], RESPONSES[1] * 5]))
+    torch.testing.assert_close(alone[0], padded[0], rtol=1e-4, atol=1e-5)  # padding does not move a reward
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", [m for m in METHODS if m != "plus-static-rm"])
+def test_every_method_trains_evaluates_exports_and_loads_on_qwen2(method, tiny_qwen2, tmp_path):
+    spec = METHODS[method]
+    overrides = [f"method={method}", f"output_dir={tmp_path / 'run'}", f"reward_model.backbone={tiny_qwen2}",
+                 *TINY, *SHORT[spec.trainer]]
+    if spec.has_summarizer:
+        overrides.append(f"summarizer.model={tiny_qwen2}")
+    run_dir = train(method_config(None, overrides))
+    (result,) = evaluate_run(run_dir)
+    assert result["n_pairs"] == 4 and 0 <= result["accuracy"] <= 1
+
+    exported = export_run(run_dir, tmp_path / "export")
+    reward_model = PersonalizedRewardModel.from_pretrained(exported, device="cpu")
+    summary = "I love dogs." if spec.conditioning != "none" else None
+    if spec.conditioning == "latent":  # VPL reads the user's past pairs, which a summary is not
+        with pytest.raises(DataError, match="VPL"):
+            reward_model.score(summary, PROMPT, RESPONSES)
+        return
+    scores = reward_model.score(summary, PROMPT, RESPONSES)
+    assert len(scores) == 2 and all(map(torch.isfinite, torch.tensor(scores)))
+    if spec.has_summarizer:
+        context = [{"kind": "pair", "prompt": PROMPT, "chosen": RESPONSES[0], "rejected": RESPONSES[1]}]
+        (summary,) = Summarizer.from_pretrained(exported, device="cpu").summarize([context])
+        assert isinstance(summary, str)
