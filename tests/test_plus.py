@@ -317,17 +317,20 @@ def test_co_training_killed_with_sigkill_resumes_to_the_uninterrupted_result(tmp
 @pytest.mark.slow
 def test_two_cpu_processes_with_gloo_co_train_under_accelerate_launch(tmp_path):
     """The same loop under `accelerate launch` (DDP over gloo on CPU): no code change, the global
-    batch split across processes, one set of logs and checkpoints."""
+    batch split across processes, one set of logs and checkpoints. `--multi_gpu` on a machine without
+    GPUs is what starts several CPU processes: `--cpu` starts one, whatever --num_processes says."""
     import os
     import subprocess
     import sys
 
-    run_dir = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_cpu_threads_per_process", "1", "-m", "plusrl.cli", "train", "--method", "plus", "--no-eval",
            *TINY_PLUS, "iterations=1", "ppo.advantage_estimator=rloo", "ppo.group_size=2", f"output_dir={run_dir}"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False, env={**os.environ, "TQDM_DISABLE": "1"})
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False,
+                          env={**os.environ, "TQDM_DISABLE": "1", "CUDA_VISIBLE_DEVICES": ""})
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "2 processes, MULTI_CPU" in done.stdout  # two ranks really ran
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in rows] == [0]  # the main process logs once
     assert rows[0]["tokens/summary"] > 0

@@ -11,7 +11,6 @@ from plusrl import PersonalizedRewardModel, Summarizer, export_run
 from plusrl.data.readers import DataError
 from plusrl.eval.runs import evaluate_run
 from plusrl.methods import METHODS, method_config, train
-from plusrl.models.loader import load_tokenizer
 from plusrl.models.reward_model import RewardModel, RewardModelConfig
 
 PROMPT = "Please talk about one kind of pets."
@@ -22,22 +21,6 @@ SHORT = {"reward": ["rm_optim.batch_size=8", "reward_model.latent_hidden=16"],
          "plus": ["iterations=2", "rollout_batch_size=4", "ppo.advantage_estimator=rloo", "ppo.group_size=2",
                   "ppo.minibatch_size=8", "rm_optim.batch_size=8", "summarizer.max_summary_tokens=6",
                   "summarizer.lora_rank=4", "data.calibration_datasets=[]"]}
-
-
-@pytest.fixture(scope="module")
-def tiny_qwen2(tmp_path_factory) -> str:
-    from transformers import AutoModelForCausalLM, Qwen2Config
-
-    folder = tmp_path_factory.mktemp("tiny-qwen2")
-    tokenizer = load_tokenizer("smollm2-135m")
-    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    torch.manual_seed(0)
-    AutoModelForCausalLM.from_config(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
 
 
 def test_a_decoder_reward_model_pools_the_last_real_token(tiny_qwen2):

