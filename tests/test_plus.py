@@ -46,6 +46,9 @@ def test_a_summary_can_end_at_its_first_line_of_text():
         texts[stop] = rollout.texts
         kept = [summarizer.tokenizer.decode(ids[mask.bool()]) for ids, mask in zip(rollout.summary_ids,
                                                                                  rollout.summary_mask)]
+        lengths = rollout.summary_mask.sum(1).tolist()
+        # cut at the limit: 24 tokens without an end; a summary ended by its line break is not
+        assert rollout.cut_at_limit.tolist() == [n == 24 and not (stop and t.endswith("\n")) for n, t in zip(lengths, kept)]
     assert any("\n" in text for text in texts[False])  # greedy SmolLM2 writes several lines here
     for whole, first_line, tokens in zip(texts[False], texts[True], kept):
         assert "\n" not in first_line and whole.startswith(first_line)

@@ -97,6 +97,7 @@ class Rollout:
     logprobs: torch.Tensor  # [B, T] log π_old(z_t | ·), taken while sampling
     values: torch.Tensor | None  # [B, T] V(state before z_t), taken while sampling
     texts: list[str]
+    cut_at_limit: torch.Tensor  # [B] bool: ran to max_summary_tokens without ending (EOS or a final line break)
 
 
 class Summarizer(TrainedWeights, nn.Module):
@@ -273,7 +274,7 @@ class Summarizer(TrainedWeights, nn.Module):
         ]
         mask = summary_mask.float()
         return Rollout(prefix, rows, summary_ids, summary_mask, torch.cat(logprobs, 1) * mask,
-                       torch.cat(values, 1) * mask if with_values else None, texts)
+                       torch.cat(values, 1) * mask if with_values else None, texts, last == n_steps)
 
     @functools.cached_property
     def _line_break_ids(self) -> torch.Tensor:

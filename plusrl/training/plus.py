@@ -229,7 +229,7 @@ def rollout_stats(rollout: Rollout, pairs: list[Record], prompt_mask: torch.Tens
         "reward/return": returns.mean().item(),
         "rm/accuracy_before_update": preference_accuracy(r_chosen, r_rejected).item(),
         "summary/tokens": lengths.float().mean().item(),
-        "summary/hit_token_limit": (lengths == rollout.summary_mask.shape[1]).float().mean().item(),
+        "summary/hit_token_limit": rollout.cut_at_limit.float().mean().item(),
         "summary/empty": sum(not t.strip() for t in rollout.texts) / len(rollout.texts),
         "tokens/prompt": int(prompt_mask.sum()),
         "tokens/summary": int(lengths.sum()),
