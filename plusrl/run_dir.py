@@ -14,17 +14,50 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import yaml
 
+from plusrl.data.readers import DataError
+from plusrl.io import atomic_write_text
 from plusrl.training.checkpoint import latest_checkpoint
 
 # Config keys of runs trained by older versions of plusrl, and where their values live now
 _RENAMED = {"rm_minibatch_size": ("rm_optim", "batch_size"), "rm_epochs": ("rm_optim", "epochs")}
 _RENAMED_SECTIONS = {"model": "reward_model", "optim": "rm_optim"}  # reward-model runs: one naming with PLUS
 _DROPPED = {"train_summarizer", "train_reward_model", "log_every"}  # the method says what trains
+
+
+@dataclass
+class Guidance:
+    """A run's guidance.json: the weight w of r̄ + w·(r − r̄) calibrated for its reward model
+    (plusrl.eval.guidance chooses it), and the evidence."""
+
+    weight: float
+    """w; 1 scores with the reward model as trained."""
+    population: list[str]
+    """The training users' conditioning texts r̄ averages over."""
+    validation: dict[str, dict[str, float]]
+    """The evidence: accuracy on each calibration set at each w of plusrl.eval.guidance.GRID."""
+    checkpoint: str = ""
+    """The checkpoint it was calibrated for: a run trained further is calibrated again."""
+
+    def __post_init__(self):
+        if not 0 < self.weight < float("inf"):
+            raise ValueError(f"guidance weight must be a positive number, not {self.weight}")
+
+    def save(self, path: Path) -> None:
+        atomic_write_text(path, json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, path: Path) -> Guidance:
+        try:
+            return cls(**json.loads(Path(path).read_text()))
+        except (json.JSONDecodeError, TypeError, ValueError) as error:
+            raise DataError(f"{path}: not a guidance file ({error}); delete it or run plusrl calibrate again") from None
+
 
 REWARD_MODEL = "model"
 SUMMARIZER = "summarizer"
@@ -112,8 +145,6 @@ class RunDir:
 
         model = RewardModel.load(self.checkpoint() / REWARD_MODEL)
         if self.guidance_file.is_file():
-            from plusrl.eval.guidance import Guidance
-
             guidance = Guidance.load(self.guidance_file)
             model.use_guidance(guidance.weight, guidance.population)
         return model

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: install, co-train PLUS (summarizer + summary-conditioned
-# reward model, ~10 min of training on 2 CPU cores), train the BTL and Oracle reward models beside it,
-# evaluate all three on Pets and Pets-OOD and print one accuracy table. Re-running skips
-# finished runs and resumes a killed one.
+# reward model), train the BTL and Oracle reward models beside it, evaluate all three on Pets and
+# Pets-OOD and print one accuracy table. Every step shows its progress; how long it takes depends on
+# the CPU (docs/performance.md). Re-running skips finished runs and resumes a killed one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

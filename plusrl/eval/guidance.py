@@ -15,52 +15,22 @@ and every later score of the run's reward model (eval, API, service) uses them.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from plusrl.config import ConfigError
-from plusrl.data.readers import DataError
 from plusrl.data.registry import load_split
 from plusrl.data.schema import Record
 from plusrl.eval.accuracy import score_responses
-from plusrl.io import atomic_write_text
 from plusrl.methods import method_spec
 from plusrl.models.conditioning import build_conditionings
 from plusrl.progress import announce
-from plusrl.run_dir import RunDir
+from plusrl.run_dir import Guidance, RunDir
 from plusrl.training.losses import guided_reward, preference_accuracy
 
 GRID = (1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 5.0)
 REFERENCE_USERS = 16
 """Training users whose conditioning texts make r̄ (distinct texts are kept once): scoring costs
 one extra reward-model pass per distinct text."""
-
-
-@dataclass
-class Guidance:
-    weight: float
-    """w; 1 scores with the reward model as trained."""
-    population: list[str]
-    """The training users' conditioning texts r̄ averages over."""
-    validation: dict[str, dict[str, float]]
-    """The evidence: accuracy on each calibration set at each w of GRID."""
-    checkpoint: str = ""
-    """The checkpoint it was calibrated for: a run trained further is calibrated again."""
-
-    def __post_init__(self):
-        if not 0 < self.weight < float("inf"):
-            raise ValueError(f"guidance weight must be a positive number, not {self.weight}")
-
-    def save(self, path: Path) -> None:
-        atomic_write_text(path, json.dumps(asdict(self), indent=2))
-
-    @classmethod
-    def load(cls, path: Path) -> Guidance:
-        try:
-            return cls(**json.loads(Path(path).read_text()))
-        except (json.JSONDecodeError, TypeError, ValueError) as error:
-            raise DataError(f"{path}: not a guidance file ({error}); delete it or run plusrl calibrate again") from None
 
 
 def calibrated_weight(validation: dict[str, dict[float, float]]) -> float:
