@@ -17,7 +17,8 @@ from pathlib import Path
 from plusrl.config import ConfigError
 from plusrl.io import atomic_write_text
 
-METHODS = ("btl", "dpl", "vpl", "icl", "plus-untrained", "plus", "oracle")
+PAPER_METHODS = ("btl", "dpl", "vpl", "icl", "plus-untrained", "plus", "oracle")
+"""The rows of the paper's Tables 1 and 2, in its order (each a method of plusrl.methods)."""
 LOCAL_DATA = {
     "ultrafeedback-p2": "plusrl data build-ultrafeedback --source <UltraFeedback files> --variant p2 --out data/uf-p2",
     "ultrafeedback-p4": "plusrl data build-ultrafeedback --source <UltraFeedback files> --variant p4 --out data/uf-p4",
@@ -31,7 +32,7 @@ class TableSpec:
     title: str
     train_dataset: str
     eval_datasets: list[str]
-    methods: tuple[str, ...] = METHODS
+    methods: tuple[str, ...] = PAPER_METHODS
     paper: dict[str, dict[str, str]] = field(default_factory=dict)
     """method → eval dataset → the paper's figure (Qwen2.5-0.5B reward model)."""
     context_types: tuple[str, ...] = ("pairs",)
@@ -53,7 +54,7 @@ TABLES = {
                         ["pets-ood"], paper=TABLE2_PAPER),
     "pets": TableSpec("Tables 1–2: Pets and Pets-OOD (trained on Pets; Pets-OOD users are unseen)", "pets",
                       ["pets", "pets-ood"], paper={
-        method: TABLE1_PAPER[method] | TABLE2_PAPER[method] for method in METHODS}),
+        method: TABLE1_PAPER[method] | TABLE2_PAPER[method] for method in PAPER_METHODS}),
     "table3": TableSpec("Table 3: static reward model or summarizer (UltraFeedback-P2)", "ultrafeedback-p2",
                         ["ultrafeedback-p2"], methods=("plus-static-rm", "plus-untrained", "plus"), paper={
         # rows with a 0.5B reward model and a 3B summarizer; "static" is the frozen one
