@@ -6,6 +6,7 @@ import pytest
 
 from plusrl.data import pets
 from plusrl.data.readers import read_records
+from plusrl.data.registry import load_split
 from plusrl.data.schema import PreferencePair
 
 
@@ -50,7 +51,7 @@ def test_test_split_is_controversial_with_unseen_facts():
     assert {_animal(r.chosen) for r in ood} == {"rabbits", "birds"}
 
 
-@pytest.mark.parametrize("dataset", sorted(pets.VALIDATION_USERS))
+@pytest.mark.parametrize("dataset", sorted(set(pets.VALIDATION_USERS) - {"pets-notes-val"}))
 def test_validation_sets_hold_no_rabbits_and_no_test_facts(dataset):
     facts = pets.load_facts()
     test_facts = {f for fs in facts.values() for f in fs[pets.N_TRAIN_FACTS :]}
@@ -71,3 +72,46 @@ def test_agreed_validation_scores_the_top_animal_against_the_users_own():
     assert not any(r.meta["controversial"] for r in agreed)
     assert {(_animal(r.chosen), _animal(r.rejected)) for r in prior} == {("dogs", "birds"), ("cats", "birds")}
     assert {r.oracle for r in agreed} == {"This user prefers dogs over cats.", "This user prefers cats over dogs."}
+
+
+def test_pets_notes_gives_a_third_of_users_a_note_and_a_third_the_note_alone():
+    from plusrl.data.pets import load_note_wordings, note_text
+
+    records = load_split("pets-notes", "train")
+    assert [r.user_id for r in records] == [r.user_id for r in load_split("pets", "train")]  # the same users
+    with_note = [r for r in records if r.meta["note"]]
+    alone = [r for r in with_note if len(r.context) == 1]
+    assert 0.6 < len(with_note) / len(records) < 0.73 and 0.28 < len(alone) / len(records) < 0.38
+    wordings = load_note_wordings("train")
+    for record in with_note[:50]:
+        liked = record.meta["user_type"]
+        other = next(a for a in ("dogs", "cats") if a != liked)
+        assert record.context[-1].text in {note_text(w, liked, other) for w in wordings}
+    assert load_split("pets-notes", "train") == records  # deterministic
+    assert load_split("pets-notes", "test") == load_split("pets", "test")
+
+
+def test_note_wordings_hold_out_validation_and_the_eval_statements():
+    """Training wordings never appear among the validation notes or the edit check's statements
+    (test and validation), whatever the case and spacing."""
+    from plusrl.data.pets import load_note_wordings
+    from plusrl.eval.readability import STATEMENTS, VALIDATION_STATEMENTS
+
+    def normal(template: str) -> str:
+        return " ".join(template.lower().replace("{x}", "X").replace("{y}", "Y").split())
+
+    train = {normal(t) for t in load_note_wordings("train")}
+    held_out = {normal(t) for t in [*load_note_wordings("validation"), *STATEMENTS, *VALIDATION_STATEMENTS]}
+    assert train and not train & held_out
+    orders = [t.lower().find("{x}") < t.lower().find("{y}") for t in load_note_wordings("train")]
+    assert 0.3 < sum(orders) / len(orders) < 0.7  # both orders, about as often
+
+
+def test_pets_notes_validation_users_have_a_note_alone_about_animals_never_trained_on():
+    from plusrl.data.pets import ANIMALS
+
+    records = load_split("pets-notes-val", "validation")
+    assert len(records) == 200 and all(len(r.context) == 1 and r.context[0].kind == "text" for r in records)
+    assert not {r.meta["user_type"] for r in records} & set(ANIMALS)
+    assert all(r.meta["user_type"] in r.context[0].text.lower() for r in records)
+    assert {(_animal(r.chosen), _animal(r.rejected)) for r in records} == set(pets.VALIDATION_USERS["pets-notes-val"])

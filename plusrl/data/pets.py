@@ -24,6 +24,15 @@ Data to choose designs on without looking at Pets-OOD:
   overrule the prior must be weighed on both.
 - proxy-pets / proxy-pets-ood: Pets and Pets-OOD rebuilt on those four new animals, to choose
   a design on the structure of the Pets → Pets-OOD transfer without looking at Pets-OOD.
+
+A person's own words, as a context item the summarizer learns to read:
+- pets-notes (train): Pets' training users, a third of them with a note about themselves beside
+  their pairs ("Honestly cats bore me, but dogs are wonderful.") and a third with the note alone,
+  in wordings of `pets_facts/notes/train.txt` (both orders, negations, contrasts, lists, typos).
+  Its test split is Pets'.
+- pets-notes-val (validation): users of the four validation animals with a note alone, in the
+  held-out wordings of `pets_facts/notes/validation.txt`. The eval's edit-following statements
+  (plusrl.eval.readability) are the test and appear in neither file.
 """
 
 from __future__ import annotations
@@ -32,8 +41,8 @@ import random
 from importlib import resources
 from pathlib import Path
 
-from plusrl.data.readers import DataError
-from plusrl.data.schema import PreferencePair, Record
+from plusrl.data.readers import DataError, read_records
+from plusrl.data.schema import Note, PreferencePair, Record
 
 PROMPT = "Please talk about one kind of pets."
 ANIMALS = ("birds", "dogs", "cats", "rabbits")
@@ -50,11 +59,14 @@ VALIDATION_USERS = {
     "pets-val": [("hamsters", "horses"), ("horses", "hamsters"), ("turtles", "goldfish"), ("goldfish", "turtles")],
     "pets-val-prior": [("dogs", "birds"), ("cats", "birds")],
     "pets-val-agreed": [("dogs", "cats"), ("cats", "dogs")],
+    "pets-notes-val": [("hamsters", "horses"), ("horses", "hamsters"), ("turtles", "goldfish"), ("goldfish", "turtles")],
 }
 # validation set → the animal whose fact wins each scored pair against the user's liked animal's
 # (absent: the scored pair is liked vs disliked, as in the context)
 VALIDATION_TOP_ANIMAL = {"pets-val-agreed": "birds"}
 CONTEXT_PAIRS = 3
+NOTE_SHARES = (1 / 3, 1 / 3)
+"""pets-notes: the shares of training users with a note beside their pairs, and with the note alone."""
 
 
 def load_facts() -> dict[str, list[str]]:
@@ -70,22 +82,53 @@ def load_validation_facts() -> dict[str, list[str]]:
     return train | own
 
 
+def load_note_wordings(split: str) -> list[str]:
+    """Templates of a person's note about themselves ({x} liked, {y} not; {X}, {Y} capitalised)."""
+    folder = resources.files("plusrl.data") / "pets_facts" / "notes"
+    return [line for line in folder.joinpath(f"{split}.txt").read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def note_text(template: str, liked: str, other: str) -> str:
+    return template.format(x=liked, y=other, X=liked.capitalize(), Y=other.capitalize())
+
+
+def build_notes_train() -> list[Record]:
+    """pets-notes' train split: Pets' training users, some with a note beside their pairs, some
+    with the note alone (NOTE_SHARES), deterministic."""
+    wordings = load_note_wordings("train")
+    rng = random.Random("pets-notes/train")
+    records = []
+    for record in read_records(shipped_path("pets", "train")):
+        liked = record.meta["user_type"]
+        other = next(a for a in ("dogs", "cats") if a != liked)
+        note = Note(text=note_text(rng.choice(wordings), liked, other))
+        draw = rng.random()
+        context = ([*record.context, note] if draw < NOTE_SHARES[0] else
+                   [note] if draw < sum(NOTE_SHARES) else record.context)
+        records.append(record.model_copy(update={"context": context, "meta": {**record.meta,
+                                                                              "note": draw < sum(NOTE_SHARES)}}))
+    return records
+
+
 def build_validation(dataset: str) -> list[Record]:
     """A validation set of VALIDATION_USERS: every context pair is liked vs disliked; so is the
     scored pair, unless the set names a top animal (VALIDATION_TOP_ANIMAL): then top vs liked."""
     facts = load_validation_facts()
+    notes = load_note_wordings("validation") if dataset == "pets-notes-val" else None
     rng = random.Random(f"{dataset}/validation")
     records = []
     for i in range(VALIDATION_SIZE):
         liked, disliked = VALIDATION_USERS[dataset][i % len(VALIDATION_USERS[dataset])]
         pairs = [(rng.choice(facts[liked]), rng.choice(facts[disliked])) for _ in range(CONTEXT_PAIRS)]
+        context = [Note(text=note_text(notes[i % len(notes)], liked, disliked))] if notes else \
+            [PreferencePair(prompt=PROMPT, chosen=c, rejected=r) for c, r in pairs[:-1]]
         top = VALIDATION_TOP_ANIMAL.get(dataset)
         pairs.append((rng.choice(facts[top]), rng.choice(facts[liked])) if top else
                      (rng.choice(facts[liked]), rng.choice(facts[disliked])))
         records.append(
             Record(
                 user_id=f"{dataset}-validation-{i:05d}",
-                context=[PreferencePair(prompt=PROMPT, chosen=c, rejected=r) for c, r in pairs[:-1]],
+                context=context,
                 prompt=PROMPT,
                 chosen=pairs[-1][0],
                 rejected=pairs[-1][1],

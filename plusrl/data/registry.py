@@ -10,7 +10,8 @@ from plusrl.data.readers import DataError, read_records
 from plusrl.data.schema import Record
 
 BUILTIN = {"pets": ("train", "test"), "pets-ood": ("test",), "pets-val": ("validation",), "pets-val-prior": ("validation",),
-           "pets-val-agreed": ("validation",), "proxy-pets": ("train", "test"), "proxy-pets-ood": ("test",)}
+           "pets-val-agreed": ("validation",), "proxy-pets": ("train", "test"), "proxy-pets-ood": ("test",),
+           "pets-notes": ("train", "test"), "pets-notes-val": ("validation",)}
 
 
 def load_split(dataset: str, split: str, context_type: str = "pairs") -> list[Record]:
@@ -30,6 +31,8 @@ def _load(dataset: str, split: str) -> list[Record]:
             return pets.build_validation(dataset)
         if dataset.startswith("proxy-"):
             return pets.build_split(dataset, split)
+        if dataset == "pets-notes":  # Pets with notes in its training contexts; Pets' own test users
+            return pets.build_notes_train() if split == "train" else read_records(pets.shipped_path("pets", split))
         return read_records(pets.shipped_path(dataset, split))
     path = Path(dataset)
     if path.is_file():
