@@ -4,6 +4,7 @@ a killed server, 50 concurrent clients, and the web page driven in headless Chro
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -495,3 +496,17 @@ def test_scoring_does_not_wait_behind_a_summary_generation(client):
         order.append("scored")
         done.result()
     assert order == ["scored", "generated"]
+
+
+def test_the_page_saves_edits_the_way_the_run_follows_them_best(tmp_path):
+    from plusrl.run_dir import RunDir
+    from plusrl.serving.app import edit_advice
+
+    run = RunDir(tmp_path / "run")
+    assert edit_advice(None)["default"] == edit_advice(run)["default"] == "as written"  # no check: the words as written
+    run.checks_dir.mkdir(parents=True)
+    (run.checks_dir / "edit_following.json").write_text(json.dumps({"edit_following": 0.70, "restated": {"edit_following": 0.97}}))
+    advice = edit_advice(run)
+    assert advice["default"] == "restated" and "70% as written, 97% restated" in advice["reason"]
+    (run.checks_dir / "edit_following.json").write_text(json.dumps({"edit_following": 0.90, "restated": {"edit_following": 0.80}}))
+    assert edit_advice(run)["default"] == "as written"

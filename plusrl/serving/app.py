@@ -14,6 +14,7 @@ this module holds the models, the score batcher, authentication and the app that
 
 
 import asyncio
+import json
 import logging
 import os
 import secrets
@@ -60,6 +61,7 @@ class Models:
             log.warning("no --model-dir: embedded summarizer and an untrained reward model (scores are not meaningful)")
             summarizer_dir, self.reward_model, self.summarizer_config = None, RewardModel(RewardModelConfig()), SummarizerConfig()
         self.reward_model.eval()
+        self.edits = edit_advice(RunDir(model_dir) if model_dir else None)
         self.summary_worker = SummaryWorker(summarizer_dir, dataset)
         self.reward_lock = threading.Lock()
 
@@ -87,6 +89,22 @@ class Models:
                 for i, s in zip(idx, scores.float().tolist()):
                     out[i] = s
         return out
+
+
+def edit_advice(run: RunDir | None) -> dict:
+    """How a person's edit is best saved for this run's reward model: as written, or restated by its
+    summarizer first, whichever the run's edit-following check (eval/checks) found followed more often."""
+    check = run.checks_dir / "edit_following.json" if run else None
+    if check is None or not check.is_file():
+        return {"default": "as written", "reason": "No edit-following check for this model yet: your words are "
+                                                    "saved as you write them (run plusrl eval to check)."}
+    rates = json.loads(check.read_text())
+    written, restated = rates["edit_following"], rates.get("restated", {}).get("edit_following")
+    best = "restated" if restated is not None and restated > written else "as written"
+    shown = f"{100 * written:.0f}% as written" + ("" if restated is None else f", {100 * restated:.0f}% restated")
+    return {"default": best, "as_written": written, "restated": restated,
+            "reason": f"This model follows hand-written preference statements {shown} in its check: "
+                      + ("let the model restate your edit." if best == "restated" else "save your words as they are.")}
 
 
 @dataclass
@@ -204,7 +222,7 @@ def create_app(store: Store, models: Models, admin_token: str | None = None,
 
     @app.get("/api/health")
     def health() -> dict:
-        return {"ok": True, "trained_models": models.trained}
+        return {"ok": True, "trained_models": models.trained, "edits": models.edits}
 
     return app
 
