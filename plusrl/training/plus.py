@@ -219,9 +219,9 @@ def score_pairs(reward_model: RewardModel, forward, pairs: list[Record], summari
 
 def rollout_stats(rollout: Rollout, pairs: list[Record], prompt_mask: torch.Tensor, r_chosen, r_rejected,
                   returns) -> dict:
-    """What an iteration's summaries look like. `summary/readable` and `summary/distinct` show a drift into
-    a private code while it happens: readable falls as summaries stop stating the preference in words,
-    distinct falls as many users get one of a few strings."""
+    """What an iteration's summaries look like. `summary/readable` (data whose users have a type) shows a
+    drift into a private code while it happens: it falls as summaries stop stating the preference in words.
+    `summary/distinct` is the share of different summaries: a collapse onto one sentence shows as a fall."""
     lengths = rollout.summary_mask.sum(1)
     readable = readability_rate(rollout.texts, pairs)
     return ({} if readable is None else {"summary/readable": readable}) | {
