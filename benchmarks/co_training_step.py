@@ -3,12 +3,15 @@ peak, side by side with TRL's GRPOTrainer doing the same summarizer work.
 
     python benchmarks/co_training_step.py [--users 16] [--group 4] [--summary-tokens 24]
                                           [--minibatch 16] [--iterations 3] [--peer trl|none]
-                                          [--precision fp32,bf16]
+                                          [--precision fp32,bf16] [--summarizer M] [--reward-model M]
 
 It first says what it ran on (CPU model, the kernel level torch runs at, torch version, threads)
 and what `precision: auto` resolves to there, so figures from different machines compare. To
 see how another CPU kind behaves on this one, cap oneDNN's kernels: ONEDNN_MAX_CPU_ISA=AVX512_CORE
 (AVX-512 without BF16: bf16 emulated) or ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2.
+
+`--summarizer qwen2.5-coder-0.5b --reward-model qwen2.5-coder-0.5b` times the paper's model family
+(embedded, optional) in place of SmolLM2-135M and MiniLM-L6, and the peak memory is printed.
 
 Measures in the same run, once per precision asked for:
 1. the matmul peak (fp32: best of 5 timings, before and after the loop; bf16: one timing,
@@ -35,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import tempfile
 import time
@@ -87,8 +91,9 @@ def run_plusrl(args, workdir: Path, precision: str) -> list[dict]:
         "rollout_batch_size": args.users, "rm_optim": {"batch_size": args.minibatch, "epochs": 1},
         "save_every": 10**6, "sample_every": 10**6,
         "data": {"dataset": "pets", "eval_datasets": []},
-        "summarizer": {"max_summary_tokens": args.summary_tokens, "temperature": args.temperature},
-        "reward_model": {"max_length": 128},
+        "summarizer": {"model": args.summarizer, "max_summary_tokens": args.summary_tokens,
+                       "temperature": args.temperature},
+        "reward_model": {"backbone": args.reward_model, "max_length": 128},
         "ppo": {"advantage_estimator": "rloo", "group_size": args.group, "kl_coef": 0.0,
                 "minibatch_size": args.minibatch, "actor_lr": 1e-4},
     })
@@ -161,6 +166,8 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--peer", choices=["trl", "none"], default="trl")
     parser.add_argument("--precision", default="fp32,bf16", help="comma-separated: fp32, bf16")
+    parser.add_argument("--summarizer", default="smollm2-135m", help="e.g. qwen2.5-coder-0.5b (the paper's family)")
+    parser.add_argument("--reward-model", default="minilm-l6", help="backbone, e.g. qwen2.5-coder-0.5b")
     args = parser.parse_args()
 
     auto = resolve_precision("auto", torch.device("cpu"))
@@ -168,8 +175,8 @@ def main() -> None:
     print(f"precision auto → {auto.name} ({auto.reason})")
     peak_fp32, peak_bf16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16, n=512, repeats=2, trials=1)
     print(f"matmul peak before: fp32 {peak_fp32 / 1e9:.1f} GFLOP/s, bf16 {peak_bf16 / 1e9:.1f} GFLOP/s")
-    summarizer = Summarizer(SummarizerConfig(max_summary_tokens=args.summary_tokens))
-    reward_model = RewardModel(RewardModelConfig(max_length=128)).eval()
+    summarizer = Summarizer(SummarizerConfig(model=args.summarizer, max_summary_tokens=args.summary_tokens))
+    reward_model = RewardModel(RewardModelConfig(backbone=args.reward_model, max_length=128)).eval()
     body, head = parameter_counts(summarizer.lm)
     rm_body, _ = parameter_counts(reward_model.backbone)
     for precision in args.precision.split(","):
@@ -177,7 +184,9 @@ def main() -> None:
             rows = run_plusrl(args, Path(workdir), precision)
         # Measured again after the loop, so that MFU is against the best the machine showed in this run.
         peak = max(peak_fp32, matmul_peak(torch.float32), peak_bf16)
-        print(f"\n== {precision} (MFU against {peak / 1e9:.1f} GFLOP/s)")
+        print(f"\n== {precision}: summarizer {args.summarizer}, reward model {args.reward_model} "
+              f"(MFU against {peak / 1e9:.1f} GFLOP/s; process peak memory so far "
+              f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.1f} GiB)")
         ours, summary_tokens = report_plusrl(args, rows, body, head, rm_body, peak)
         if args.peer == "trl":
             trl_rows = run_trl(args, load_split("pets", "train")[: args.users], summarizer, reward_model, precision)
