@@ -39,9 +39,9 @@ def test_a_summary_can_end_at_its_first_line_of_text():
     records = load_split("pets", "test")[:2]
     lines = "Name three pets the user might like, one per line. Start your response with ##Summary"
     texts = {}
+    summarizer = Summarizer(SummarizerConfig(lora_rank=0, max_summary_tokens=24, instruction_text=lines))
     for stop in (False, True):
-        summarizer = Summarizer(SummarizerConfig(lora_rank=0, max_summary_tokens=24, stop_at_line_end=stop,
-                                                 instruction_text=lines))
+        summarizer.config.stop_at_line_end = stop
         rollout = summarizer.generate(*summarizer.batch_prompts(records, "pets"), sample=False, with_values=False)
         texts[stop] = rollout.texts
         kept = [summarizer.tokenizer.decode(ids[mask.bool()]) for ids, mask in zip(rollout.summary_ids,
