@@ -155,5 +155,14 @@ class RunDir:
 
         if not self.has_summarizer():
             raise FileNotFoundError(f"{self.path}: no checkpoint with a summarizer (train a PLUS method)")
-        return Summarizer.load(self.checkpoint() / SUMMARIZER)
+        summarizer = Summarizer.load(self.checkpoint() / SUMMARIZER)
+        if self._saved_config().get("precision") == "bf16":
+            import torch
+
+            from plusrl.training.precision import resolve_precision
+
+            # write summaries as the run sampled them in training, where this machine runs bf16 fast
+            if resolve_precision("auto", summarizer.device).name == "bf16":
+                summarizer.autocast_dtype = torch.bfloat16
+        return summarizer
 

@@ -12,6 +12,8 @@ from plusrl.data.readers import DataError
 from plusrl.eval.runs import evaluate_run
 from plusrl.methods import METHODS, method_config, train
 from plusrl.models.reward_model import RewardModel, RewardModelConfig
+from plusrl.run_dir import RunDir
+from plusrl.training.precision import resolve_precision
 
 PROMPT = "Please talk about one kind of pets."
 RESPONSES = ["Dogs greet their owners at the door.", "Cats sleep most of the day."]
@@ -41,6 +43,10 @@ def test_every_method_trains_evaluates_exports_and_loads_on_qwen2(method, tiny_q
     if spec.has_summarizer:
         overrides.append(f"summarizer.model={tiny_qwen2}")
     run_dir = train(method_config(None, overrides))
+    if spec.has_summarizer:  # summaries are written in the precision the run trained in, where it is fast here
+        trained_bf16 = RunDir(run_dir).config().precision == "bf16"
+        fast_here = resolve_precision("auto", torch.device("cpu")).name == "bf16"
+        assert RunDir(run_dir).summarizer().autocast_dtype == (torch.bfloat16 if trained_bf16 and fast_here else None)
     (result,) = evaluate_run(run_dir)
     assert result["n_pairs"] == 4 and 0 <= result["accuracy"] <= 1
 

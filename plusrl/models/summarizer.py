@@ -124,6 +124,9 @@ class Summarizer(TrainedWeights, nn.Module):
         nn.init.zeros_(self.value_head.weight)
         nn.init.zeros_(self.value_head.bias)
         self.n_context_truncated = 0
+        self.autocast_dtype: torch.dtype | None = None
+        """bf16 for a run trained under bf16 autocast (set by RunDir.summarizer): `summarize` writes
+        in the precision the policy was trained in, and ~3x faster on CPUs with AVX-512 BF16."""
         self.mark_trained_weights()
 
     @property
@@ -311,7 +314,8 @@ class Summarizer(TrainedWeights, nn.Module):
         for start in progress(range(0, len(records), batch_size), desc=desc, unit="batch",
                               disable=len(records) <= batch_size):  # one batch takes seconds
             ids, mask = self.batch_prompts(records[start : start + batch_size], dataset)
-            texts += self.generate(ids, mask, sample=sample, with_values=False).texts
+            with torch.autocast(self.device.type, self.autocast_dtype, enabled=self.autocast_dtype is not None):
+                texts += self.generate(ids, mask, sample=sample, with_values=False).texts
         return texts
 
     def restate(self, statements: list[str], dataset: str) -> list[str]:
