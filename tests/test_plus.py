@@ -315,6 +315,9 @@ def test_co_training_killed_with_sigkill_resumes_to_the_uninterrupted_result(tmp
             torch.testing.assert_close(resumed[name], tensor, rtol=1e-4, atol=1e-5)
     iterations = [json.loads(line)["iteration"] for line in (killed_dir / "metrics.jsonl").read_text().splitlines()]
     assert iterations == [0, 1, 2]
+    logged = (killed_dir / "metrics.jsonl").read_text()
+    assert train_plus(load_config(PlusConfig, killed_dir / "config.yaml"), resume=True) == killed_dir
+    assert (killed_dir / "metrics.jsonl").read_text() == logged  # a finished run resumes to itself
 
 
 @pytest.mark.slow

@@ -40,6 +40,12 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return folder if folder.is_dir() else None
 
 
+def finished(run_dir: Path, total_steps: int) -> bool:
+    """The run's newest checkpoint is its last step: resuming has nothing left to train."""
+    latest = latest_checkpoint(run_dir)
+    return latest is not None and latest.name == f"step-{total_steps:06d}"
+
+
 def forget_log_rows_from(path: Path, key: str, start: int) -> None:
     """Drop log rows the resumed run will redo (those written after its checkpoint)."""
     if path.is_file():

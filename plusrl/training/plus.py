@@ -48,6 +48,7 @@ from plusrl.training.losses import (
     token_rewards,
     value_loss,
 )
+from plusrl.training.checkpoint import finished, run_folder
 from plusrl.training.run_context import RunContext, Updates, adamw_updates, cosine_schedule
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,8 @@ class PlusRun:
 
 def train_plus(cfg: PlusConfig, resume: bool = False) -> Path:
     """Alg. 1: co-train the summarizer π_θ and the summary-conditioned reward model r_φ."""
+    if resume and finished(folder := run_folder(cfg.output_dir, cfg.data.dataset, cfg.method, resume), cfg.iterations):
+        return folder  # a finished run resumes to itself (whatever has changed since in how optimizers are built)
     run = build(cfg, resume)
     accelerator, ppo = run.ctx.accelerator, cfg.ppo
     bar = progress(range(run.start, cfg.iterations), initial=run.start, total=cfg.iterations, desc=cfg.method,

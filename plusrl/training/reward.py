@@ -23,6 +23,7 @@ from plusrl.progress import progress
 from plusrl.run_dir import REWARD_MODEL
 from plusrl.training.configs import RewardTrainConfig
 from plusrl.training.losses import bradley_terry_loss, dpl_loss, gaussian_kl, preference_accuracy
+from plusrl.training.checkpoint import finished
 from plusrl.training.run_context import RunContext, adamw_updates
 
 log = logging.getLogger(__name__)
@@ -44,9 +45,11 @@ def train_reward_model(cfg: RewardTrainConfig, resume: bool = False) -> Path:
     conditionings = build_conditionings(cfg.method, records, cfg.data.prompts)
 
     # -- model, optimizer, schedule
-    reward_model = RewardModel(method_model_config(spec, cfg.reward_model))
     steps_per_epoch = math.ceil(len(records) / cfg.rm_optim.batch_size)
     total_steps = steps_per_epoch * cfg.rm_optim.epochs
+    if resume and finished(ctx.run.path, total_steps):
+        return ctx.run.path  # a finished run resumes to itself
+    reward_model = RewardModel(method_model_config(spec, cfg.reward_model))
     updates = adamw_updates(reward_model, cfg.rm_optim, total_steps)
     forward, updates.optimizer, updates.scheduler = accelerator.prepare(reward_model, updates.optimizer,
                                                                         updates.scheduler)
