@@ -97,7 +97,8 @@ def test_the_table_of_several_seeds_gives_mean_and_std_per_method(capsys):
     from plusrl.eval.runs import print_table
 
     rows = [{"method": "plus", "run": f"seed{s}", "dataset": d, "accuracy": acc, "n_pairs": 4,
-             "readable_summaries": readable, "edit_following": edits, "edit_following_restated": 1.0}
+             "readable_summaries": readable, "edit_following": edits, "edit_following_restated": 1.0,
+             "edit_following_liked_second": 0.125}
             for s, (acc, readable, edits) in enumerate([(1.0, 0.5, 0.75), (0.5, 1.0, 0.25)]) for d in ("pets", "pets-ood")]
     rows.append({"method": "oracle", "run": "o", "dataset": "pets", "accuracy": 1.0, "n_pairs": 4,
                  "readable_summaries": None, "edit_following": None})
@@ -107,7 +108,8 @@ def test_the_table_of_several_seeds_gives_mean_and_std_per_method(capsys):
     # (100, 50) → 75.0 ± 35.4 for accuracy and readability on both datasets; (75, 25) → 50.0 ± 35.4 edits
     assert plus.count("75.0 ± 35.4") == 4 and "50.0 ± 35.4" in plus and " 2 " in plus
     assert "100.0 ± 0.0" in plus  # edits restated: one value per run, not per dataset row
-    assert "100.0" in oracle and oracle.count("—") == 5  # no pets-ood run, no summaries, no edit checks
+    assert "12.5 ± 0.0" in plus  # edits by word order have columns of their own
+    assert "100.0" in oracle and oracle.count("—") == 9  # no pets-ood run, no summaries, no edit checks (6 columns)
 
 
 def test_a_model_split_over_chunk_packages_is_joined_in_order_and_checked(tmp_path, monkeypatch):
