@@ -1,5 +1,7 @@
 """Bad input reaches the user as one clear line and exit code 2, never a traceback."""
 
+import re
+
 import pytest
 
 from plusrl.cli import main
@@ -54,9 +56,10 @@ def test_reproduce_quick_writes_a_report_with_paper_numbers_curves_and_means(tmp
     md = report.read_text()
     for method, paper in (("btl", "44.1 ± 2.8"), ("dpl", "46.2 ± 4.4"), ("vpl", "100 ± 0")):
         row = next(line for line in md.splitlines() if line.startswith(f"| {method} |"))
-        ours = row.split("|")[3].strip()
-        mean, std = (float(x) for x in ours.split("±"))
-        assert 0 <= mean <= 100 and std >= 0 and paper in row
+        ours = re.fullmatch(r"([\d.]+) ± ([\d.]+) \(([\d.]+), ([\d.]+)\)", row.split("|")[3].strip())
+        mean, std, *seeds = map(float, ours.groups())  # the mean ± std of the two seeds, then each seed's
+        assert mean == pytest.approx(sum(seeds) / 2, abs=0.06) and std >= 0 and paper in row
+    assert "## Every run" in md and (tmp_path / "report" / "runs" / "pets-pairs-btl-seed1" / "eval" / "pets.json").is_file()
     assert (tmp_path / "report" / "table1_curves.png").stat().st_size > 1000
     assert "<table>" in (tmp_path / "report" / "table1.html").read_text()
     before = {p: p.stat().st_mtime for p in (tmp_path / "runs").rglob("model.safetensors")}
