@@ -115,3 +115,13 @@ def test_every_config_field_is_documented_and_shown(capsys):
     shown = capsys.readouterr().out
     assert "ppo.kl_coef = 0.01   (default 0.001)" in shown and "summarizer.stop_at_line_end = True" in shown
     assert "β of the k1 KL penalty" in shown
+
+
+@pytest.mark.parametrize("recipe", sorted(p for p in Path("plusrl/recipes").glob("*/*.yaml") if p.parent.name != "accelerate"),
+                         ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_every_shipped_recipe_loads_as_its_methods_config(recipe):
+    from plusrl.methods import method_config, method_spec
+
+    overrides = ["reward_model_init=runs/any"] if "static" in recipe.name else []  # its only required key
+    config = method_config(recipe, overrides)
+    assert type(config) is method_spec(config.method).config_class()
