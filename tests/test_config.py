@@ -1,6 +1,7 @@
 """Recipes load into typed dataclasses; CLI overrides win; mistakes are named."""
 
 import importlib.util
+from pathlib import Path
 
 import pytest
 
@@ -120,7 +121,7 @@ def test_every_config_field_is_documented_and_shown(capsys):
 @pytest.mark.parametrize("recipe", sorted(p for p in Path("plusrl/recipes").glob("*/*.yaml") if p.parent.name != "accelerate"),
                          ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_every_shipped_recipe_loads_as_its_methods_config(recipe):
-    from plusrl.methods import method_config, method_spec
+    from plusrl.methods import method_spec
 
     overrides = ["reward_model_init=runs/any"] if "static" in recipe.name else []  # its only required key
     config = method_config(recipe, overrides)
