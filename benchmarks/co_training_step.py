@@ -97,6 +97,9 @@ def run_plusrl(args, workdir: Path, precision: str) -> list[dict]:
         "ppo": {"advantage_estimator": "rloo", "group_size": args.group, "kl_coef": 0.0,
                 "minibatch_size": args.minibatch, "actor_lr": 1e-4},
     })
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)  # one process, several precisions: a fresh state each
     run_dir = train_plus(cfg)
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     return rows[1:]  # the first iteration warms up allocators and kernels
