@@ -209,27 +209,25 @@ def _keep_results(run_dir: Path, report_dir: Path) -> None:
             atomic_write_text(report_dir / "runs" / run_dir.name / path.relative_to(run_dir), path.read_text())
 
 
-def _per_run_lines(runs: dict, eval_names: list[str]) -> list[str]:
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}"
+
+
+def _per_run_lines(facts_by_run: list[dict], eval_names: list[str]) -> list[str]:
     """A Markdown table with one row per run: seed by seed, what the mean ± std above hides."""
     header = ["run", "w", *eval_names, *(f"readable, {d}" for d in eval_names), "edits as written (liked first / second)",
               "edits restated (liked first / second)"]
     lines = ["## Every run", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for dirs in runs.values():
-        for run_dir in dirs:
-            facts = run_facts(run_dir)
+    for facts in facts_by_run:
+        def edits(key):  # all wordings (liked animal named first / second)
+            split = [facts.get(f"{key}_liked_{order}") for order in ("first", "second")]
+            return _pct(facts.get(key)) + (f" ({_pct(split[0])} / {_pct(split[1])})" if None not in split else "")
 
-            def pct(value):
-                return "—" if value is None else f"{100 * value:.1f}"
-
-            def edits(key):  # all wordings (liked animal named first / second)
-                split = [facts.get(f"{key}_liked_{order}") for order in ("first", "second")]
-                return pct(facts.get(key)) + (f" ({pct(split[0])} / {pct(split[1])})" if None not in split else "")
-
-            lines.append("| " + " | ".join([
-                facts["run"], str(facts.get("guidance_weight", "—")),
-                *(pct(facts["accuracy"].get(d)) for d in eval_names),
-                *(pct(facts["readable"].get(d)) for d in eval_names),
-                edits("edit_following"), edits("edit_following_restated")]) + " |")
+        lines.append("| " + " | ".join([
+            facts["run"], str(facts.get("guidance_weight", "—")),
+            *(_pct(facts["accuracy"].get(d)) for d in eval_names),
+            *(_pct(facts["readable"].get(d)) for d in eval_names),
+            edits("edit_following"), edits("edit_following_restated")]) + " |")
     return lines + [""]
 
 
@@ -285,12 +283,13 @@ def write_report(table, spec: TableSpec, rows, runs, missing, report_dir: Path, 
     header = ["method", "context", *(f"{d} (ours)" for d in spec.eval_datasets),
               *(f"{d} (paper)" for d in spec.eval_datasets), *(f"readable, {d}" for d in names),
               "edits as written", "edits restated"]
+    facts_by_key = {key: [run_facts(run_dir) for run_dir in dirs] for key, dirs in runs.items()}  # read once
     body = []
     for row in rows:
         ours = [mean_std([s[d_path] for s in row["scores"]], each=True)
                 for d_path in (row["scores"][0] if row["scores"] else {})]
         paper = [spec.paper.get(row["method"], {}).get(d, "—") for d in spec.eval_datasets]
-        facts = [run_facts(run_dir) for run_dir in runs.get((row["method"], row["context_type"]), [])]
+        facts = facts_by_key.get((row["method"], row["context_type"]), [])
         readable = [mean_std([f["readable"][d] for f in facts if d in f["readable"]]) for d in names]
         edits = [mean_std([f[key] for f in facts if f.get(key) is not None])
                  for key in ("edit_following", "edit_following_restated")]
@@ -313,7 +312,7 @@ def write_report(table, spec: TableSpec, rows, runs, missing, report_dir: Path, 
         lines += ["| " + " | ".join(r) + " |" for r in body]
         lines.append("")
     if runs:
-        lines += _per_run_lines(runs, names)
+        lines += _per_run_lines([f for key in runs for f in facts_by_key[key]], names)
         for dirs in runs.values():
             for run_dir in dirs:
                 _keep_results(run_dir, report_dir)
