@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Iterable
 from typing import TypeVar
 
@@ -36,14 +37,38 @@ class _Lines:
         self.stream.flush()
 
 
+class _Bar(tqdm):
+    """tqdm that also redraws itself every `heartbeat_s` while one item takes long (a PLUS iteration
+    on a slow CPU, a model loading): the elapsed time keeps moving, so a slow step never reads as a hang."""
+
+    def __init__(self, *args, heartbeat_s: float, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._beat_lock, self._stopped = threading.Lock(), threading.Event()
+        if not self.disable:
+            threading.Thread(target=self._beat, args=(heartbeat_s,), daemon=True).start()
+
+    def _beat(self, every: float) -> None:
+        while not self._stopped.wait(every):
+            with self._beat_lock:
+                if not self._stopped.is_set() and self._time() - self.last_print_t >= every:
+                    self.refresh()
+
+    def close(self) -> None:
+        if hasattr(self, "_stopped"):  # (tqdm closes from __del__ too, also after a failed __init__)
+            with self._beat_lock:
+                self._stopped.set()
+        super().close()
+
+
 def progress(iterable: Iterable[T] | None = None, desc: str = "", total: int | None = None, unit: str = "it",
              leave: bool = False, **kwargs) -> tqdm:
     """tqdm(iterable, desc=…) that writes readable lines when stderr is not a terminal."""
     kwargs["disable"] = kwargs.get("disable", False) or os.environ.get("TQDM_DISABLE", "") not in ("", "0")
     if sys.stderr.isatty():
-        return tqdm(iterable, desc=desc, total=total, unit=unit, leave=leave, **kwargs)
-    return tqdm(iterable, desc=desc, total=total, unit=unit, leave=True, file=_Lines(sys.stderr),
-                mininterval=LOG_EVERY_S, maxinterval=LOG_EVERY_S, ascii=True, ncols=100, **kwargs)
+        return _Bar(iterable, desc=desc, total=total, unit=unit, leave=leave, heartbeat_s=1.0, **kwargs)
+    return _Bar(iterable, desc=desc, total=total, unit=unit, leave=True, file=_Lines(sys.stderr),
+                mininterval=LOG_EVERY_S, maxinterval=LOG_EVERY_S, ascii=True, ncols=100, heartbeat_s=LOG_EVERY_S,
+                **kwargs)
 
 
 def announce(message: str) -> None:

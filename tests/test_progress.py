@@ -26,3 +26,16 @@ def test_tqdm_disable_silences_it_even_where_a_caller_enables_it(monkeypatch):
     monkeypatch.setenv("TQDM_DISABLE", "1")
     assert list(progress(range(3), desc="quiet", disable=False)) == [0, 1, 2]
     assert log.getvalue() == ""
+
+
+def test_a_long_item_keeps_writing_lines_while_it_runs(monkeypatch):
+    """One slow iteration (minutes on a slow CPU) still shows the clock moving in a log."""
+    log = io.StringIO()
+    monkeypatch.setattr(progress_module.sys, "stderr", log)
+    monkeypatch.setattr(progress_module, "LOG_EVERY_S", 0.05)
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    for _ in progress(range(1), desc="plus", unit="iteration"):
+        time.sleep(0.5)
+    lines = log.getvalue().splitlines()
+    assert len([line for line in lines if "0/1" in line]) >= 3
+    assert "1/1" in lines[-1]
