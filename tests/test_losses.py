@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from plusrl.training.losses import bradley_terry_loss, guided_reward, preference_accuracy
+from plusrl.training.losses import bradley_terry_loss, guided_reward, preference_accuracy, summary_nll
 
 
 def test_bradley_terry_loss_matches_hand_computation():
@@ -149,3 +149,9 @@ def test_gaussian_kl_by_hand():
     assert gaussian_kl(torch.zeros(3, 4), torch.zeros(3, 4)).item() == 0.0
     # one dimension, μ = 1, σ² = e: ½(1 + e - 1 - 1) = ½(e - 1) = 0.859141
     assert abs(gaussian_kl(torch.tensor([[1.0]]), torch.tensor([[1.0]])).item() - 0.859141) < 1e-5
+
+
+def test_summary_nll_averages_over_real_target_tokens_only():
+    # (1 + 3 + 2) / 3 = 2: the padded position (-9) does not count
+    logprobs = torch.tensor([[-1.0, -3.0], [-2.0, -9.0]])
+    assert summary_nll(logprobs, torch.tensor([[1.0, 1.0], [1.0, 0.0]])).item() == 2.0

@@ -33,6 +33,9 @@ A person's own words, as a context item the summarizer learns to read:
 - pets-notes-val (validation): users of the four validation animals with a note alone, in the
   held-out wordings of `pets_facts/notes/validation.txt`. The eval's edit-following statements
   (plusrl.eval.readability) are the test and appear in neither file.
+- restatements "pets-notes" (the summarizer's reading warm-up, `restatements`): notes in the
+  training wordings about two of READING_ANIMALS, each with the summary that restates it
+  ("The user prefers dogs."); the validation split is pets-notes-val's notes.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from importlib import resources
 from pathlib import Path
 
 from plusrl.data.readers import DataError, read_records
-from plusrl.data.schema import Note, PreferencePair, Record
+from plusrl.data.schema import Note, PreferencePair, Record, UserContext
 
 PROMPT = "Please talk about one kind of pets."
 ANIMALS = ("birds", "dogs", "cats", "rabbits")
@@ -90,6 +93,35 @@ def load_note_wordings(split: str) -> list[str]:
 
 def note_text(template: str, liked: str, other: str) -> str:
     return template.format(x=liked, y=other, X=liked.capitalize(), Y=other.capitalize())
+
+
+# The reading warm-up's notes are about these animals: Pets' training animals and others that no
+# test, validation or edit-check set uses, so the summarizer learns to read a note's wording, not
+# which of two animals is the usual answer.
+READING_ANIMALS = ("dogs", "cats", "lions", "tigers", "wolves", "foxes", "bears", "owls", "parrots", "sharks",
+                   "dolphins", "snakes", "lizards", "frogs", "bees", "pigs", "cows", "sheep", "goats", "ducks",
+                   "mice", "ferrets", "deer", "elephants", "giraffes", "zebras", "monkeys", "penguins")
+READING_EXAMPLES = 2000
+
+
+def stated_summary(liked: str) -> str:
+    """The summary the "stated" instruction asks for (plusrl.data.prompts)."""
+    return f"The user prefers {liked}."
+
+
+def restatements(split: str) -> list[tuple[UserContext, str]]:
+    """(a person's note, the summary restating it): train, notes in the training wordings about two
+    of READING_ANIMALS; validation, pets-notes-val's notes (held-out wordings and animals)."""
+    if split == "validation":
+        return [(UserContext(context=r.context), stated_summary(r.meta["user_type"]))
+                for r in build_validation("pets-notes-val")]
+    wordings, rng = load_note_wordings("train"), random.Random("pets-notes/restatements")
+    examples = []
+    for _ in range(READING_EXAMPLES):
+        liked, other = rng.sample(READING_ANIMALS, 2)
+        examples.append((UserContext(context=[Note(text=note_text(rng.choice(wordings), liked, other))]),
+                         stated_summary(liked)))
+    return examples
 
 
 def build_notes_train() -> list[Record]:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from plusrl.data import pets
 from plusrl.data.context_types import with_context_type
 from plusrl.data.readers import DataError, read_records
-from plusrl.data.schema import Record
+from plusrl.data.schema import Record, UserContext
 
 BUILTIN = {"pets": ("train", "test"), "pets-ood": ("test",), "pets-val": ("validation",), "pets-val-prior": ("validation",),
            "pets-val-agreed": ("validation",), "proxy-pets": ("train", "test"), "proxy-pets-ood": ("test",),
@@ -47,3 +48,32 @@ def _load(dataset: str, split: str) -> list[Record]:
     raise DataError(
         f"unknown dataset {dataset!r}: use one of {', '.join(BUILTIN)} or a path to local files"
     )
+
+
+RESTATEMENTS = {"pets-notes": pets.restatements}
+"""Built-in sets of (a person's own words, the summary restating them) for the reading warm-up."""
+
+
+def load_restatements(name: str, split: str = "train") -> list[tuple[UserContext, str]]:
+    """(context, summary) examples: a built-in set (RESTATEMENTS) or a JSONL file whose lines are
+    {"context": [context items], "summary": "…"} (the split is then the file's)."""
+    if name in RESTATEMENTS:
+        return RESTATEMENTS[name](split)
+    path = Path(name)
+    if not path.is_file():
+        raise DataError(f"unknown restatements {name!r}: use one of {', '.join(RESTATEMENTS)} or a JSONL file")
+    examples = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            summary = row["summary"]
+            if not isinstance(summary, str) or not summary.strip():
+                raise ValueError("summary must be non-empty text")
+            examples.append((UserContext(context=row["context"]), summary))
+        except (ValueError, KeyError, TypeError) as e:  # (pydantic's ValidationError is a ValueError)
+            raise DataError(f"{path}:{number}: not a restatement ({{\"context\": [...], \"summary\": \"...\"}}): {e}") from e
+    if not examples:
+        raise DataError(f"{path}: no restatements in it")
+    return examples

@@ -181,6 +181,20 @@ class Summarizer(TrainedWeights, nn.Module):
         mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs])
         return ids.to(self.device), mask.to(self.device)
 
+    def target_ids(self, summaries: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Right-padded token ids (and mask) of summaries as this summarizer would write them: after
+        `summary_start` (which the prompt already holds), ending with the end-of-turn token."""
+        start = self.config.summary_start
+        rows = []
+        for text in summaries:
+            if not text.startswith(start):
+                raise ValueError(f"a target summary must start with summary_start={start!r}: {text!r}")
+            rows.append(self.tokenizer.encode(text[len(start):], add_special_tokens=False) + [self.tokenizer.eos_token_id])
+        width = max(map(len, rows))
+        ids = torch.tensor([row + [self.tokenizer.pad_token_id] * (width - len(row)) for row in rows])
+        mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in rows])
+        return ids.to(self.device), mask.to(self.device)
+
     # -- generation and scoring, continuing from a shared prompt prefix ----------------------
 
     def _adapter(self, enabled: bool):

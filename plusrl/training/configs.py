@@ -144,6 +144,27 @@ class PPOConfig:
 
 
 @dataclass
+class ReadingWarmupConfig:
+    """Supervised steps before co-training that teach the summarizer to restate a person's own
+    words ("Cats bore me; dogs never do." → "The user prefers dogs."). RL alone did not teach it
+    (docs/experiments.md): the reward model learns from misread summaries to distrust them."""
+
+    steps: int = 0
+    """Optimizer steps of the warm-up; 0: none (the paper's PLUS)."""
+    restatements: str = "pets-notes"
+    """(note, summary) examples: a built-in set (plusrl.data.registry.RESTATEMENTS) or a JSONL file
+    of {"context": [context items], "summary": "…"} lines, summaries in the instruction's form."""
+    batch_size: int = 16
+    """Examples per step."""
+    lr: float = 2e-4
+    """AdamW learning rate of the summarizer's LoRA weights during the warm-up (constant)."""
+
+    def __post_init__(self):
+        if self.steps < 0 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError("reading_warmup: steps ≥ 0, batch_size ≥ 1 and lr > 0")
+
+
+@dataclass
 class RunConfig:
     """What every training run has, whatever its trainer."""
 
@@ -231,6 +252,8 @@ class PlusConfig(RunConfig):
     """The summary-conditioned reward model r_φ."""
     ppo: PPOConfig = field(default_factory=PPOConfig)
     """The summarizer's RL."""
+    reading_warmup: ReadingWarmupConfig = field(default_factory=ReadingWarmupConfig)
+    """Supervised steps teaching the summarizer to read a person's own words, before iteration 0."""
     rm_optim: OptimConfig = field(default_factory=lambda: OptimConfig(batch_size=16))
     """Reward-model updates: `epochs` passes of Bradley-Terry steps over each iteration's fresh
     summaries, `batch_size` pairs per step (global)."""

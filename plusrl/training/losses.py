@@ -80,6 +80,12 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * mask).sum() / mask.sum().clamp(min=1)
 
 
+def summary_nll(logprobs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Supervised loss of the reading warm-up: −log π(z_t | c, z_<t) averaged over the target
+    summaries' real tokens. logprobs [[-1, -3], [-2, -9]], mask [[1, 1], [1, 0]] → 2."""
+    return -masked_mean(logprobs, mask)
+
+
 def normalize_advantages(advantages: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """Whiten over the batch's real tokens (App. H: advantages normalised across batches)."""
     mean = masked_mean(advantages, mask)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +24,10 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file
+from transformers import get_scheduler
 
 from plusrl.config import ConfigError
-from plusrl.data.registry import load_split
+from plusrl.data.registry import load_restatements, load_split
 from plusrl.data.schema import Record
 from plusrl.eval.readability import readability_rate
 from plusrl.methods import method_spec
@@ -44,6 +46,7 @@ from plusrl.training.losses import (
     normalize_advantages,
     ppo_clip_loss,
     preference_accuracy,
+    summary_nll,
     summary_return,
     token_rewards,
     value_loss,
@@ -93,6 +96,8 @@ def train_plus(cfg: PlusConfig, resume: bool = False) -> Path:
         return folder  # a finished run resumes to itself (whatever has changed since in how optimizers are built)
     run = build(cfg, resume)
     accelerator, ppo = run.ctx.accelerator, cfg.ppo
+    # 0. reading warm-up (optional): supervised restatements of people's own words, before iteration 0
+    warmup = reading_warmup(run) if run.start == 0 and cfg.reading_warmup.steps else {}
     bar = progress(range(run.start, cfg.iterations), initial=run.start, total=cfg.iterations, desc=cfg.method,
                    unit="iteration", leave=True, disable=not run.ctx.is_main)
     for iteration in bar:
@@ -138,7 +143,8 @@ def train_plus(cfg: PlusConfig, resume: bool = False) -> Path:
         stats["time/reward_model_update"] = time.perf_counter() - clock
 
         # 8. log, example summaries, checkpoint
-        run.ctx.log(iteration, stats)
+        run.ctx.log(iteration, stats | warmup)
+        warmup = {}
         bar.set_postfix(R=f"{stats['reward/return']:.3f}", acc=f"{stats['rm/accuracy_before_update']:.2f}",
                         kl=f"{stats['policy/kl']:.3f}" if "policy/kl" in stats else "-",
                         len=f"{stats['summary/tokens']:.0f}",
@@ -203,6 +209,32 @@ def build(cfg: PlusConfig, resume: bool = False) -> PlusRun:
 
 
 # -- the phases of an iteration -------------------------------------------------------------------
+
+
+def reading_warmup(run: PlusRun) -> dict:
+    """Supervised steps on (a person's note, the summary restating it): the summarizer's LoRA learns
+    to read people's own words ("Cats bore me; dogs never do.") before RL asks it to summarize
+    them. Teacher-forced through the same prefix-cached pass as the PPO update."""
+    warm, accelerator = run.cfg.reading_warmup, run.ctx.accelerator
+    examples = load_restatements(warm.restatements)
+    policy = [p for n, p in run.summarizer.named_parameters() if p.requires_grad and not n.startswith("value_head")]
+    optimizer = torch.optim.AdamW(policy, lr=warm.lr, weight_decay=0.0)
+    updates = Updates(optimizer, get_scheduler("constant", optimizer), policy, run.cfg.ppo.max_grad_norm)
+    updates.optimizer, updates.scheduler = accelerator.prepare(updates.optimizer, updates.scheduler)
+    order, clock, losses = random.Random(f"reading-warmup/{run.cfg.seed}"), time.perf_counter(), []
+    run.summarizer.train()
+    for _ in progress(range(warm.steps), desc="reading warm-up", unit="step", disable=not run.ctx.is_main):
+        contexts, summaries = zip(*run.ctx.local_share(order.sample(examples, warm.batch_size)), strict=True)
+        prompt_ids, prompt_mask = run.summarizer.batch_prompts(list(contexts), run.prompts)
+        target_ids, target_mask = run.summarizer.target_ids(list(summaries))
+        with accelerator.autocast():
+            prefix = run.summarizer.prefill(prompt_ids, prompt_mask)
+            logprobs, _ = run.summarizer_forward(prefix, torch.arange(len(contexts)), target_ids, target_mask)
+            loss = summary_nll(logprobs, target_mask.float())
+        updates.step(accelerator, loss)
+        losses.append(loss.item())
+    return {"warmup/loss_first": losses[0], "warmup/loss_last": losses[-1],
+            "time/reading_warmup": time.perf_counter() - clock}
 
 
 def _sample_batch(records, iteration: int, size: int, seed: int):
