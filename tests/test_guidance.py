@@ -22,17 +22,18 @@ from plusrl.training.configs import RewardTrainConfig
 from plusrl.training.reward import train_reward_model
 
 
-def test_the_largest_weight_before_any_set_loses_a_pair():
+def test_the_weight_with_the_best_validation_accuracy_the_largest_of_ties():
     flat = {w: 1.0 for w in GRID}
     falls_at_2 = {w: 1.0 if w < 2.0 else 0.5 for w in GRID}
     assert calibrated_weight({"a": flat}) == GRID[-1]
     assert calibrated_weight({"a": flat, "b": falls_at_2}) == 1.75
-    # a set that dips and recovers stops the scan at the dip
-    dips = {w: 0.9 if w == 1.25 else 1.0 for w in GRID}
-    assert calibrated_weight({"a": dips}) == 1.0
-    # a set that starts low may rise: only falling below w = 1 counts
-    rises = {w: 0.0 if w < 3.0 else 1.0 for w in GRID}
-    assert calibrated_weight({"a": rises}) == GRID[-1]
+    # the prior's set loses 2 of 200 pairs at 1.25 while the other wins 3: mean 0.9925 → 0.995
+    agreed = dict(zip(GRID, (1.0, 0.99, 0.98, 0.885, 0.505, 0.125, 0.07, 0.01)))
+    new = dict(zip(GRID, (0.985, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)))
+    assert calibrated_weight({"agreed": agreed, "new": new}) == 1.25
+    # a set that only falls keeps w = 1; one that rises late takes the top
+    assert calibrated_weight({"a": {w: 1.0 if w == 1.0 else 0.9 for w in GRID}}) == 1.0
+    assert calibrated_weight({"a": {w: 0.0 if w < 3.0 else 1.0 for w in GRID}}) == GRID[-1]
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,9 @@ prior (a Pets-OOD user who prefers rabbits to birds) is then overruled by it. Gu
     r_w(s | c) = r̄(s) + w · (r(s | c) − r̄(s)),    r̄(s) = mean of r(s | c') over training users c'
 
 (`guided_reward`). w is calibrated once per run, after training, on validation sets where the
-prior is right or absent: the largest w of GRID that loses no pair there against w = 1. So the
-user's text gains weight only as far as it costs nothing the prior got right on validation.
+prior is right or absent: the w of GRID with the best accuracy over those sets, the largest of
+ties. So the user's text gains weight as far as validation users gain from it, where the prior
+is right as much as where it is absent.
 The weight, the training users' texts and the evidence are kept in the run's `guidance.json`,
 and every later score of the run's reward model (eval, API, service) uses them.
 """
@@ -34,14 +35,11 @@ one extra reward-model pass per distinct text."""
 
 
 def calibrated_weight(validation: dict[str, dict[float, float]]) -> float:
-    """The largest w of GRID, scanning up from 1, before any set's accuracy falls below its
-    accuracy at w = 1: ({"a": {1: 100, 1.25: 100, 1.5: 99, …}}) → 1.25."""
-    chosen = GRID[0]
-    for weight in GRID[1:]:
-        if any(accuracy[weight] < accuracy[GRID[0]] for accuracy in validation.values()):
-            break
-        chosen = weight
-    return chosen
+    """The w of GRID with the highest accuracy averaged over the validation sets, the largest of
+    ties: {"agreed": {1: 1.0, 1.25: 0.99, 1.5: 0.98}, "new": {1: 0.985, 1.25: 1.0, 1.5: 1.0}} → 1.25
+    (two pairs lost where the prior is right, three won where it is absent)."""
+    mean = {w: round(sum(accuracy[w] for accuracy in validation.values()) / len(validation), 9) for w in GRID}
+    return max(GRID, key=lambda w: (mean[w], w))
 
 
 def accuracy_by_weight(model, conditionings: list[str], prompts: list[str], chosen: list[str], rejected: list[str],

@@ -42,8 +42,8 @@ class DataConfig:
     """How each user's context is given (Table 4)."""
     calibration_datasets: list[str] = field(default_factory=list)
     """Validation sets ("NAME@SPLIT") on which the guidance weight w of r̄ + w·(r − r̄) is chosen
-    before the first evaluation (plusrl.eval.guidance: the largest w that loses no pair there
-    against w = 1). For methods that condition on text; []: score with the model as trained."""
+    before the first evaluation (plusrl.eval.guidance: the w with the best mean accuracy there,
+    the largest of ties). For methods that condition on text; []: score with the model as trained."""
     prompt_family: Literal["auto", "pets", "generic"] = "auto"
     """Which prompts (App. I/J) the summarizer and ICL read: pets (one-sentence animal facts) or
     generic; auto picks pets for datasets named pets* (and their proxy- twins), else generic."""
