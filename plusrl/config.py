@@ -82,15 +82,29 @@ def _set_path(data: dict, dotted: str, value: Any) -> None:
     data[leaf] = value
 
 
+def read_recipe(path: Path, built_on: tuple[Path, ...] = ()) -> dict:
+    """A recipe's values; one with `base: OTHER.yaml` (relative to it) is the other's values with its
+    own on top, section by section."""
+    if not path.is_file():
+        raise ConfigError(f"recipe {path} not found")
+    loaded = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"recipe {path}: expected a mapping of keys to values")
+    base = loaded.pop("base", None)
+    if base is None:
+        return loaded
+    if path.resolve() in built_on:
+        raise ConfigError(f"recipe {path}: its bases lead back to itself")
+    data = read_recipe(path.parent / base, (*built_on, path.resolve()))
+    _merge(data, loaded, str(path))
+    return data
+
+
 def load_config(cls: type[T], recipe: str | Path | None = None, overrides: list[str] = ()) -> T:
     """Defaults of `cls`, then the YAML recipe, then `a.b=value` overrides (YAML-parsed values)."""
     data = dataclasses.asdict(cls())
     if recipe is not None:
-        path = Path(recipe)
-        if not path.is_file():
-            raise ConfigError(f"recipe {path} not found")
-        loaded = yaml.safe_load(path.read_text()) or {}
-        _merge(data, loaded, str(path))
+        _merge(data, read_recipe(Path(recipe)), str(recipe))
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep:

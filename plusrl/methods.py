@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import yaml
 
 from plusrl.config import ConfigError
 
@@ -82,11 +81,11 @@ def method_spec(name: str) -> MethodSpec:
 def method_config(recipe: str | Path | None = None, overrides: list[str] = ()):
     """The config a recipe and `key=value` overrides describe, as the class its method's trainer
     takes. The method is the last `method=` override, else the recipe's, else btl."""
-    from plusrl.config import load_config
+    from plusrl.config import load_config, read_recipe
 
     method = next((item.split("=", 1)[1].strip() for item in reversed(overrides) if item.startswith("method=")), None)
     if method is None and recipe is not None and Path(recipe).is_file():
-        method = (yaml.safe_load(Path(recipe).read_text()) or {}).get("method")
+        method = read_recipe(Path(recipe)).get("method")
     return load_config(method_spec(method or "btl").config_class(), recipe, overrides)
 
 

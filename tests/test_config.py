@@ -39,6 +39,17 @@ def test_bad_overrides_are_named(override, message):
     assert message in str(err.value)
 
 
+def test_a_recipe_builds_on_another_section_by_section(tmp_path):
+    (tmp_path / "base.yaml").write_text("method: plus\niterations: 16\nppo:\n  kl_coef: 0.0\n  group_size: 4\n")
+    (tmp_path / "child.yaml").write_text("base: base.yaml\nppo:\n  kl_coef: 0.001\nreading_warmup:\n  steps: 5\n")
+    cfg = method_config(tmp_path / "child.yaml", ["iterations=3"])
+    assert isinstance(cfg, PlusConfig)  # the method comes from the base
+    assert (cfg.iterations, cfg.ppo.kl_coef, cfg.ppo.group_size, cfg.reading_warmup.steps) == (3, 0.001, 4, 5)
+    (tmp_path / "base.yaml").write_text("base: child.yaml\n")
+    with pytest.raises(ConfigError, match="lead back to itself"):
+        load_config(PlusConfig, tmp_path / "child.yaml")
+
+
 def test_missing_recipe(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(RewardTrainConfig, tmp_path / "none.yaml")
