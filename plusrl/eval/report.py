@@ -38,6 +38,8 @@ class TableSpec:
     context_types: tuple[str, ...] = ("pairs",)
     recipes: str = "pets"
     """Folder of plusrl/recipes/ whose CPU recipes the runs start from."""
+    variant: str = ""
+    """Start from the recipes `{method}-{variant}.yaml` instead of `{method}.yaml` (e.g. plus-notes)."""
 
 
 TABLE1_PAPER = {
@@ -67,6 +69,10 @@ TABLES = {
     "dsp-contexts": TableSpec("Table 4 layout on DSP: context types (preference pairs, guideline + pairs, conversations)",
                               "dsp", ["dsp"], methods=("icl", "plus"),
                               context_types=("pairs", "guideline", "conversation"), recipes="dsp"),
+    "pets-notes": TableSpec("People's own notes: PLUS trained on users who also wrote a note about themselves "
+                            "(pets-notes, with the reading warm-up); held-out notes in new wordings about new animals",
+                            "pets-notes", ["pets", "pets-ood", "pets-notes-val@validation"], methods=("plus",),
+                            variant="notes"),
     "table6": TableSpec("Table 6: PRISM held-out conversations", "prism", ["prism"]),
     "table9": TableSpec("Table 9: PRISM held-out users", "prism", ["prism@test_users"]),
 }
@@ -78,16 +84,16 @@ QUICK = {  # fits a 2-core CPU in minutes: small subsets, short summaries, few i
 }
 
 
-def _recipe(method: str, family: str = "pets") -> Path:
+def _recipe(method: str, family: str = "pets", variant: str = "") -> Path:
     """The CPU recipe of a method, shipped inside the package (also reachable as recipes/ in a checkout)."""
-    path = Path(__file__).resolve().parents[1] / "recipes" / family / f"{method}.yaml"
+    path = Path(__file__).resolve().parents[1] / "recipes" / family / f"{method}{'-' + variant if variant else ''}.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: recipe missing (the reproduction runner reads plusrl/recipes/{family}/*.yaml)")
     return path
 
 
 def run_one(method: str, train_dataset: str, eval_datasets: list[str], context_type: str, seed: int, out: Path,
-            quick: bool, extra: list[str], recipes: str = "pets") -> dict[str, float]:
+            quick: bool, extra: list[str], recipes: str = "pets", variant: str = "") -> dict[str, float]:
     """Train one (method, dataset, context, seed) run unless it is finished, evaluate it on whichever
     datasets it lacks, return accuracies. Tables share runs (Table 1 and 2 read the same Pets runs);
     runs are keyed by those four, so give another `out` for other overrides."""
@@ -105,7 +111,7 @@ def run_one(method: str, train_dataset: str, eval_datasets: list[str], context_t
             overrides.append(f"reward_model_init={_run_dir(out, 'plus-untrained', train_dataset, context_type, seed)}")
         quick_overrides = QUICK[method_spec(method).trainer] if quick else []
         announce(f"{run_dir}: training {method} on {train_dataset} (seed {seed}), then evaluating on {', '.join(missing)}")
-        train(method_config(_recipe(method, recipes), quick_overrides + overrides), resume=True)
+        train(method_config(_recipe(method, recipes, variant), quick_overrides + overrides), resume=True)
         evaluate_run(run_dir, missing)
     return {d: json.loads(p.read_text())["accuracy"] for d, p in done.items()}
 
@@ -144,7 +150,8 @@ def reproduce(table: str, seeds: list[int], out_dir: Path, report_dir: Path, qui
         for context_type in spec.context_types:
             for method in methods or spec.methods:
                 scores = [run_one(method, resolve(spec.train_dataset), [resolve(d) for d in spec.eval_datasets],
-                                  context_type, seed, runs_dir, quick, extra or [], spec.recipes) for seed in seeds]
+                                  context_type, seed, runs_dir, quick, extra or [], spec.recipes, spec.variant)
+                          for seed in seeds]
                 rows.append({"method": method, "context_type": context_type, "scores": scores})
                 runs[(method, context_type)] = [_run_dir(runs_dir, method, resolve(spec.train_dataset),
                                                          context_type, s) for s in seeds]
