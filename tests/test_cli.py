@@ -140,9 +140,9 @@ def test_a_model_split_over_chunk_packages_is_joined_in_order_and_checked(tmp_pa
 
 
 def test_every_table_starts_each_method_from_a_shipped_recipe():
+    from plusrl.config import read_recipe
     from plusrl.eval.report import TABLES, _recipe
-    from plusrl.methods import method_config
 
     for spec in TABLES.values():
         for method in spec.methods:
-            assert method_config(_recipe(method, spec.recipes, spec.variant)).method == method
+            assert read_recipe(_recipe(method, spec.recipes, spec.variant))["method"] == method
