@@ -3,6 +3,7 @@
     python experiments/reading_warmup.py --steps 0          # the instruction-tuned model as it is
     python experiments/reading_warmup.py --steps 120        # plusrl's warm-up (prefix-cached pass)
     python experiments/reading_warmup.py --steps 120 --full-sequence
+    python experiments/reading_warmup.py --steps 0 summarizer.model=qwen2.5-coder-0.5b
 
 Builds the Pets PLUS recipe's summarizer, runs `reading_warmup` (train_plus's phase 0) on the
 built-in restatements (notes about 28 animals in the training wordings), then restates held-out
@@ -57,10 +58,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=120)
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--full-sequence", action="store_true")
+    parser.add_argument("overrides", nargs="*", help="recipe overrides, e.g. summarizer.model=qwen2.5-coder-0.5b")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as out:
         cfg = load_config(PlusConfig, "recipes/pets/plus.yaml", [
-            f"output_dir={out}", f"reading_warmup.steps={args.steps}", f"reading_warmup.lr={args.lr}", "report_to=none"])
+            f"output_dir={out}", f"reading_warmup.steps={args.steps}", f"reading_warmup.lr={args.lr}", "report_to=none",
+            *args.overrides])
         run = build(cfg)
         if args.steps and args.full_sequence:
             full_sequence_warmup(run, args.steps)
