@@ -32,8 +32,7 @@ def full_sequence_warmup(run, steps: int) -> None:
     """The same examples, batch size and learning rate, with the loss of a plain causal LM."""
     warm, summarizer = run.cfg.reading_warmup, run.summarizer
     examples, order = restatements("train"), random.Random(f"reading-warmup/{run.cfg.seed}")
-    policy = [p for n, p in summarizer.named_parameters() if p.requires_grad and not n.startswith("value_head")]
-    optimizer = torch.optim.AdamW(policy, lr=warm.lr, weight_decay=0.0)
+    optimizer = torch.optim.AdamW(summarizer.policy_parameters(), lr=warm.lr, weight_decay=0.0)
     summarizer.train()
     for _ in range(steps):
         contexts, summaries = zip(*order.sample(examples, warm.batch_size), strict=True)

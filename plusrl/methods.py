@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-
 from plusrl.config import ConfigError
 
 Conditioning = Literal["none", "oracle", "context", "summary", "latent"]

@@ -7,11 +7,18 @@ from plusrl import progress as progress_module
 from plusrl.progress import progress
 
 
-def test_a_bar_in_a_log_is_written_as_lines(monkeypatch):
-    log = io.StringIO()  # not a terminal
-    monkeypatch.setattr(progress_module.sys, "stderr", log)
-    monkeypatch.setattr(progress_module, "LOG_EVERY_S", 0.0)
+def log_to_a_file(monkeypatch, log_every_s: float) -> io.StringIO:
+    """stderr as a log file (not a terminal), TQDM_DISABLE unset. Called in the test body: pytest's
+    own capture replaces sys.stderr between a fixture's setup and the test."""
+    stream = io.StringIO()
+    monkeypatch.setattr(progress_module.sys, "stderr", stream)
+    monkeypatch.setattr(progress_module, "LOG_EVERY_S", log_every_s)
     monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    return stream
+
+
+def test_a_bar_in_a_log_is_written_as_lines(monkeypatch):
+    log = log_to_a_file(monkeypatch, 0.0)
     for _ in progress(range(3), desc="summarizing pets", unit="batch"):
         time.sleep(0.01)
     lines = log.getvalue().splitlines()
@@ -21,8 +28,7 @@ def test_a_bar_in_a_log_is_written_as_lines(monkeypatch):
 
 
 def test_tqdm_disable_silences_it_even_where_a_caller_enables_it(monkeypatch):
-    log = io.StringIO()
-    monkeypatch.setattr(progress_module.sys, "stderr", log)
+    log = log_to_a_file(monkeypatch, 0.0)
     monkeypatch.setenv("TQDM_DISABLE", "1")
     assert list(progress(range(3), desc="quiet", disable=False)) == [0, 1, 2]
     assert log.getvalue() == ""
@@ -30,10 +36,7 @@ def test_tqdm_disable_silences_it_even_where_a_caller_enables_it(monkeypatch):
 
 def test_a_long_item_keeps_writing_lines_while_it_runs(monkeypatch):
     """One slow iteration (minutes on a slow CPU) still shows the clock moving in a log."""
-    log = io.StringIO()
-    monkeypatch.setattr(progress_module.sys, "stderr", log)
-    monkeypatch.setattr(progress_module, "LOG_EVERY_S", 0.05)
-    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    log = log_to_a_file(monkeypatch, 0.05)
     for _ in progress(range(1), desc="plus", unit="iteration"):
         time.sleep(0.5)
     lines = log.getvalue().splitlines()

@@ -235,6 +235,10 @@ class Summarizer(TrainedWeights, nn.Module):
         """Training pass (through DDP when distributed): log-probs and values of the summary tokens."""
         return self.continue_from(prefix, rows, summary_ids, summary_mask)
 
+    def policy_parameters(self) -> list[nn.Parameter]:
+        """The weights π_θ trains (its LoRA adapters, or every weight at lora_rank 0), not the critic's value head."""
+        return [p for n, p in self.named_parameters() if p.requires_grad and not n.startswith("value_head")]
+
     def _log_policy(self, logits: torch.Tensor) -> torch.Tensor:
         return F.log_softmax(logits.float() / self.config.temperature, dim=-1)
 

@@ -190,7 +190,7 @@ def build(cfg: PlusConfig, resume: bool = False) -> PlusRun:
     actor = rm = None
     if spec.train_summarizer:
         ppo = cfg.ppo
-        policy = [p for n, p in summarizer.named_parameters() if p.requires_grad and not n.startswith("value_head")]
+        policy = summarizer.policy_parameters()
         groups = [{"params": policy, "lr": ppo.actor_lr}]
         if ppo.advantage_estimator == "gae":
             groups.append({"params": list(summarizer.value_head.parameters()), "lr": ppo.critic_lr})
@@ -217,7 +217,7 @@ def reading_warmup(run: PlusRun) -> dict:
     them. Teacher-forced through the same prefix-cached pass as the PPO update."""
     warm, accelerator = run.cfg.reading_warmup, run.ctx.accelerator
     examples = load_restatements(warm.restatements)
-    policy = [p for n, p in run.summarizer.named_parameters() if p.requires_grad and not n.startswith("value_head")]
+    policy = run.summarizer.policy_parameters()
     optimizer = torch.optim.AdamW(policy, lr=warm.lr, weight_decay=0.0)
     updates = Updates(optimizer, get_scheduler("constant", optimizer), policy, run.cfg.ppo.max_grad_norm)
     updates.optimizer, updates.scheduler = accelerator.prepare(updates.optimizer, updates.scheduler)
