@@ -44,7 +44,7 @@ class _Bar(tqdm):
     def __init__(self, *args, heartbeat_s: float, **kwargs):
         super().__init__(*args, **kwargs)
         self._beat_lock, self._stopped = threading.Lock(), threading.Event()
-        if not self.disable:
+        if not self.disable and heartbeat_s > 0:  # (a zero interval would redraw in a busy loop)
             threading.Thread(target=self._beat, args=(heartbeat_s,), daemon=True).start()
 
     def _beat(self, every: float) -> None:

@@ -25,6 +25,7 @@ def test_a_bar_in_a_log_is_written_as_lines(monkeypatch):
     assert "\r" not in log.getvalue() and lines
     assert all(line.startswith("summarizing pets:") for line in lines)
     assert "3/3" in lines[-1] and "100%" in lines[-1]
+    assert len(lines) <= 8  # a line per update at most, no redraws between them
 
 
 def test_tqdm_disable_silences_it_even_where_a_caller_enables_it(monkeypatch):
