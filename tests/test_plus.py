@@ -35,7 +35,7 @@ TINY_PLUS = [
 ]
 
 
-def test_a_summary_can_end_at_its_first_line_of_text():
+def test_a_summary_can_end_at_its_first_line_or_sentence():
     records = load_split("pets", "test")[:2]
     lines = "Name three pets the user might like, one per line. Start your response with ##Summary"
     texts = {}
@@ -59,6 +59,12 @@ def test_a_summary_can_end_at_its_first_line_of_text():
     ends = [bool(summarizer._ends_line_of_text([torch.tensor([[i]]) for i in ids[: k + 1]])) for k in range(len(ids))]
     assert [tokenizer.decode(ids[k]) for k in range(len(ids)) if ends[k]][0] == "\n"
     assert tokenizer.decode(ids[: ends.index(True)]) == "##Summary\nThe user prefers dogs."
+
+    summarizer.config.stop_at_sentence_end = True  # a sentence's final mark ends it too, after some text
+    del summarizer._end_ids
+    ids = tokenizer.encode("##Summary\nThe user prefers dogs. Dogs are loyal.\n", add_special_tokens=False)
+    ends = [bool(summarizer._ends_line_of_text([torch.tensor([[i]]) for i in ids[: k + 1]])) for k in range(len(ids))]
+    assert tokenizer.decode(ids[: ends.index(True) + 1]) == "##Summary\nThe user prefers dogs."
 
 
 def test_oldest_context_items_are_dropped_to_fit_the_window():
@@ -248,6 +254,19 @@ def test_plus_learns_the_reward_model_reads_fresh_summaries_and_the_return_rises
     assert sum(returns[last]) / 3 >= sum(returns[first]) / 3 + 0.1, returns
     assert max(returns) > -0.5 > min(returns), returns  # log σ(margin): from ~log ½ towards 0
     assert not any("policy/kl" in r for r in rows)  # β = 0: the KL is not measured, so not logged as 0
+
+
+@pytest.mark.slow
+def test_replay_keeps_teaching_restatements_during_co_training(tmp_path):
+    """With replay_coef, every PPO step also descends the restatements' NLL: logged per
+    iteration, and falling as RL goes on without any warm-up steps."""
+    cfg = load_config(PlusConfig, None, [*TINY_PLUS, "iterations=4", "freeze_summarizer_iterations=0",
+                                         "summarizer.instruction=stated", "reading_warmup.replay_coef=1.0",
+                                         "reading_warmup.batch_size=8", "report_to=none", f"output_dir={tmp_path}"])
+    rows = [json.loads(line) for line in (train_plus(cfg) / "metrics.jsonl").read_text().splitlines()]
+    replay = [row["policy/replay_nll"] for row in rows]
+    assert len(replay) == 4 and all(math.isfinite(x) for x in replay)
+    assert replay[-1] < 0.5 * replay[0], replay
 
 
 @pytest.mark.slow

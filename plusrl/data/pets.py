@@ -100,7 +100,12 @@ def note_text(template: str, liked: str, other: str) -> str:
 # which of two animals is the usual answer.
 READING_ANIMALS = ("dogs", "cats", "lions", "tigers", "wolves", "foxes", "bears", "owls", "parrots", "sharks",
                    "dolphins", "snakes", "lizards", "frogs", "bees", "pigs", "cows", "sheep", "goats", "ducks",
-                   "mice", "ferrets", "deer", "elephants", "giraffes", "zebras", "monkeys", "penguins")
+                   "mice", "ferrets", "deer", "elephants", "giraffes", "zebras", "monkeys", "penguins",
+                   # names of several tokens, so that the reader learns to copy a name whole ("goldfish", not "fish")
+                   "jellyfish", "starfish", "swordfish", "catfish", "hedgehogs", "squirrels", "chipmunks", "raccoons",
+                   "otters", "beavers", "hippos", "rhinos", "camels", "llamas", "alpacas", "gorillas", "koalas",
+                   "pandas", "butterflies", "ladybugs", "dragonflies", "crocodiles", "alligators", "octopuses",
+                   "chickens", "peacocks", "flamingos", "guinea pigs", "polar bears", "sea lions")
 READING_EXAMPLES = 2000
 
 

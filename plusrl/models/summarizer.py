@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import re
 from dataclasses import dataclass
 
 import torch
@@ -43,6 +44,11 @@ class SummarizerConfig:
     summary's last token, so RL learns when to stop). A one-statement summary then cannot grow,
     under RL, into repeated statements that fill the token limit ("The user prefers dogs.\n\nThe
     user prefers cats.\n\n…"), a private code whose order carries the preference."""
+    stop_at_sentence_end: bool = False
+    """End a summary at its first sentence (a token ending in ".", "!" or "?" after some text), or
+    its first line, whichever comes first. The statement "The user prefers dogs." then cannot grow
+    a tail ("… Dogs are loyal and …") that RL turns into a second channel for the preference.
+    Cuts "e.g." or "3.5" short: for one-statement summaries, not descriptions."""
     temperature: float = 1.0
     """Sampling temperature of training rollouts; π_θ's log-probabilities are taken at it too, so
     that PPO's ratio compares the policy that sampled. Evaluation and serving decode greedily."""
@@ -279,7 +285,7 @@ class Summarizer(TrainedWeights, nn.Module):
             if with_values:
                 values.append(self._values(out.hidden_states[-1][:, -1:]))
             ends = token.squeeze(1) == eos
-            if self.config.stop_at_line_end:
+            if self.config.stop_at_line_end or self.config.stop_at_sentence_end:
                 ends |= self._ends_line_of_text(tokens)
             last = torch.where(ends & ~done, step, last)
             done |= ends
@@ -298,16 +304,19 @@ class Summarizer(TrainedWeights, nn.Module):
                        torch.cat(values, 1) * mask if with_values else None, texts, last == n_steps)
 
     @functools.cached_property
-    def _line_break_ids(self) -> torch.Tensor:
-        """Ids of the vocabulary's tokens whose text holds a line break."""
-        vocabulary = range(len(self.tokenizer))
-        return torch.tensor([i for i in vocabulary if "\n" in self.tokenizer.decode([i])], device=self.device)
+    def _end_ids(self) -> torch.Tensor:
+        """Ids of the vocabulary's tokens that can end a summary: those holding a line break, and
+        with `stop_at_sentence_end` those ending in a sentence's final mark."""
+        def ends(text: str) -> bool:
+            return "\n" in text or (self.config.stop_at_sentence_end and re.search(r"[.!?]\s*$", text) is not None)
+        return torch.tensor([i for i in range(len(self.tokenizer)) if ends(self.tokenizer.decode([i]))],
+                            device=self.device)
 
     def _ends_line_of_text(self, tokens: list[torch.Tensor]) -> torch.Tensor:
-        """Rows whose newest token breaks a line that already holds summary text (not only the
-        "##Summary" header the instruction asks for, nor blank lines)."""
+        """Rows whose newest token ends a line (or a sentence) that already holds summary text (not
+        only the "##Summary" header the instruction asks for, nor blank lines)."""
         newest = tokens[-1].squeeze(1)
-        ends = torch.isin(newest, self._line_break_ids)
+        ends = torch.isin(newest, self._end_ids)
         for row in ends.nonzero().flatten().tolist():
             before = self.tokenizer.decode(torch.cat(tokens[:-1], 1)[row].tolist() if len(tokens) > 1 else [],
                                            skip_special_tokens=True)

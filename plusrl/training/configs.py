@@ -158,10 +158,14 @@ class ReadingWarmupConfig:
     """Examples per step."""
     lr: float = 2e-4
     """AdamW learning rate of the summarizer's LoRA weights during the warm-up (constant)."""
+    replay_coef: float = 0.0
+    """During co-training, each PPO step also descends replay_coef × the warm-up's loss on a batch
+    of restatements, as InstructGPT's PPO-ptx mixes pretraining gradients into PPO: RL then keeps
+    the reading it was taught, and the plain statement it restates in. 0: off."""
 
     def __post_init__(self):
-        if self.steps < 0 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("reading_warmup: steps ≥ 0, batch_size ≥ 1 and lr > 0")
+        if self.steps < 0 or self.batch_size < 1 or self.lr <= 0 or self.replay_coef < 0:
+            raise ValueError("reading_warmup: steps ≥ 0, batch_size ≥ 1, lr > 0 and replay_coef ≥ 0")
 
 
 @dataclass

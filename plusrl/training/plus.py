@@ -70,6 +70,7 @@ class PlusRun:
     reward_forward: Any
     actor: Updates | None  # None: the summarizer stays frozen (PLUS-untrained)
     rm: Updates | None  # None: the reward model stays static
+    restatements: Restatements | None  # the reading warm-up's examples, when it or its replay is on
     start: int
 
     @property
@@ -200,8 +201,12 @@ def build(cfg: PlusConfig, resume: bool = False) -> PlusRun:
     if spec.train_reward_model:
         rm = adamw_updates(reward_model, cfg.rm_optim, cfg.iterations * cfg.rm_optim.epochs
                            * math.ceil(n_summaries / cfg.rm_optim.batch_size))
+    reading = cfg.reading_warmup
+    restatements = Restatements(load_restatements(reading.restatements), random.Random(f"reading-warmup/{cfg.seed}")) \
+        if reading.steps or reading.replay_coef else None
     summarizer_forward, reward_forward = ctx.accelerator.prepare(summarizer, reward_model)
-    run = PlusRun(cfg, ctx, records, summarizer, reward_model, summarizer_forward, reward_forward, actor, rm, 0)
+    run = PlusRun(cfg, ctx, records, summarizer, reward_model, summarizer_forward, reward_forward, actor, rm,
+                  restatements, 0)
     for updates in run.updates.values():
         updates.optimizer, updates.scheduler = ctx.accelerator.prepare(updates.optimizer, updates.scheduler)
     run.start = ctx.start(lambda ckpt: ctx.load(ckpt, run.models, run.updates))
@@ -216,25 +221,41 @@ def reading_warmup(run: PlusRun) -> dict:
     to read people's own words ("Cats bore me; dogs never do.") before RL asks it to summarize
     them. Teacher-forced through the same prefix-cached pass as the PPO update."""
     warm, accelerator = run.cfg.reading_warmup, run.ctx.accelerator
-    examples = load_restatements(warm.restatements)
     policy = run.summarizer.policy_parameters()
     optimizer = torch.optim.AdamW(policy, lr=warm.lr, weight_decay=0.0)
     updates = Updates(optimizer, get_scheduler("constant", optimizer), policy, run.cfg.ppo.max_grad_norm)
     updates.optimizer, updates.scheduler = accelerator.prepare(updates.optimizer, updates.scheduler)
-    order, clock, losses = random.Random(f"reading-warmup/{run.cfg.seed}"), time.perf_counter(), []
+    clock, losses = time.perf_counter(), []
     run.summarizer.train()
     for _ in progress(range(warm.steps), desc="reading warm-up", unit="step", disable=not run.ctx.is_main):
-        contexts, summaries = zip(*run.ctx.local_share(order.sample(examples, warm.batch_size)), strict=True)
-        prompt_ids, prompt_mask = run.summarizer.batch_prompts(list(contexts), run.prompts)
-        target_ids, target_mask = run.summarizer.target_ids(list(summaries))
-        with accelerator.autocast():
-            prefix = run.summarizer.prefill(prompt_ids, prompt_mask)
-            logprobs, _ = run.summarizer_forward(prefix, torch.arange(len(contexts)), target_ids, target_mask)
-            loss = summary_nll(logprobs, target_mask.float())
+        loss = restatement_loss(run)
         updates.step(accelerator, loss)
         losses.append(loss.item())
     return {"warmup/loss_first": losses[0], "warmup/loss_last": losses[-1],
             "time/reading_warmup": time.perf_counter() - clock}
+
+
+def restatement_loss(run: PlusRun) -> torch.Tensor:
+    """The summarizer's NLL of restating a batch of people's notes (the reading warm-up's loss)."""
+    contexts, summaries = zip(*run.ctx.local_share(run.restatements.sample(run.cfg.reading_warmup.batch_size)),
+                              strict=True)
+    prompt_ids, prompt_mask = run.summarizer.batch_prompts(list(contexts), run.prompts)
+    target_ids, target_mask = run.summarizer.target_ids(list(summaries))
+    with run.ctx.accelerator.autocast():
+        prefix = run.summarizer.prefill(prompt_ids, prompt_mask)
+        logprobs, _ = run.summarizer_forward(prefix, torch.arange(len(contexts)), target_ids, target_mask)
+        return summary_nll(logprobs, target_mask.float())
+
+
+@dataclass
+class Restatements:
+    """The reading warm-up's (note, summary) examples, drawn in an order fixed by the seed."""
+
+    examples: list
+    order: random.Random
+
+    def sample(self, size: int) -> list:
+        return self.order.sample(self.examples, size)
 
 
 def _sample_batch(records, iteration: int, size: int, seed: int):
@@ -295,7 +316,9 @@ def ppo_update(run: PlusRun, rollout: Rollout, advantages: torch.Tensor, value_t
     """`ppo_epochs` passes of clipped-ratio steps (and clipped value steps with a critic) over the rollout."""
     ppo, accelerator = run.cfg.ppo, run.ctx.accelerator
     mask = rollout.summary_mask.float()
-    totals = {"policy/loss": 0.0, "policy/clipfrac": 0.0, "policy/approx_kl": 0.0, "value/loss": 0.0}
+    replay_coef = run.cfg.reading_warmup.replay_coef
+    totals = {"policy/loss": 0.0, "policy/clipfrac": 0.0, "policy/approx_kl": 0.0, "value/loss": 0.0} | (
+        {"policy/replay_nll": 0.0} if replay_coef else {})
     n_steps = 0
     run.summarizer_forward.train()
     for _ in range(ppo.ppo_epochs):
@@ -312,6 +335,10 @@ def ppo_update(run: PlusRun, rollout: Rollout, advantages: torch.Tensor, value_t
                 totals["value/loss"] += v_loss.item()
             else:
                 loss = loss + 0.0 * values.sum()  # keep the value head in the graph for DDP
+            if replay_coef:  # PPO-ptx's mix: keep the reading the warm-up taught
+                replay = restatement_loss(run)
+                loss = loss + replay_coef * replay
+                totals["policy/replay_nll"] += replay.item()
             run.actor.step(accelerator, loss)
             with torch.no_grad():  # http://joschu.net/blog/kl-approx.html
                 log_ratio = logprobs - rollout.logprobs[idx]
