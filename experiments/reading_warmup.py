@@ -6,7 +6,7 @@
     python experiments/reading_warmup.py --steps 0 summarizer.model=qwen2.5-coder-0.5b
 
 Builds the Pets PLUS recipe's summarizer, runs `reading_warmup` (train_plus's phase 0) on the
-built-in restatements (notes about 28 animals in the training wordings), then restates held-out
+built-in restatements (notes about 58 animals in the 115 training wordings), then restates held-out
 wordings about held-out animals: the edit check's validation cases (share restated right, by
 word order) and pets-notes-val (share restated exactly as "The user prefers X."). Prints the
 misread statements. `--full-sequence` trains with gradients through the prompt as well (a plain

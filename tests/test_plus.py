@@ -228,10 +228,17 @@ def test_co_training_updates_both_models_and_evaluates_with_summaries(tmp_path):
     assert all(text.strip() for text in restated["restated_as"].values())
     assert 0 <= restated["restated_right"] <= 1
     assert edits["scored_with"]["checkpoint"] == latest_checkpoint(run_dir).name
+    validation = edits["validation"]  # the wordings and animals designs are chosen on, checked the same way
+    assert set(validation["restated"]["restated_as"]) == {c.statement for c in edit_cases(validation=True)}
+    assert validation["n_cases"] == len(edit_cases(validation=True)) and set(validation["by_order"]) == {
+        "liked first", "liked second"}
     edits_file = run_dir / "eval" / "checks" / "edit_following.json"
     written = edits_file.stat().st_mtime_ns
     evaluate_run(run_dir)  # another table of the same checkpoint does not run the check again
     assert edits_file.stat().st_mtime_ns == written
+    edits_file.write_text(json.dumps({k: v for k, v in edits.items() if k != "validation"}))
+    assert evaluate_run(run_dir, []) == []  # no dataset: the edit check alone, completed where it lacks a part
+    assert json.loads(edits_file.read_text())["validation"]["n_cases"] == validation["n_cases"]
 
 
 @pytest.mark.slow

@@ -205,7 +205,8 @@ def run_facts(run_dir: Path) -> dict:
         if result.get("readable_summaries") is not None:
             facts["readable"][result["dataset"]] = result["readable_summaries"]
     if (edits := run_dir / "eval" / "checks" / "edit_following.json").is_file():
-        facts |= edit_rates(json.loads(edits.read_text()))
+        checked = json.loads(edits.read_text())
+        facts |= edit_rates(checked) | {"validation": edit_rates(checked.get("validation", {}))}
     return facts
 
 
@@ -223,18 +224,19 @@ def _pct(value: float | None) -> str:
 def _per_run_lines(facts_by_run: list[dict], eval_names: list[str]) -> list[str]:
     """A Markdown table with one row per run: seed by seed, what the mean ± std above hides."""
     header = ["run", "w", *eval_names, *(f"readable, {d}" for d in eval_names), "edits as written (liked first / second)",
-              "edits restated (liked first / second)"]
+              "edits restated (liked first / second)", "validation wordings: edits restated (liked first / second)"]
     lines = ["## Every run", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for facts in facts_by_run:
-        def edits(key):  # all wordings (liked animal named first / second)
-            split = [facts.get(f"{key}_liked_{order}") for order in ("first", "second")]
-            return _pct(facts.get(key)) + (f" ({_pct(split[0])} / {_pct(split[1])})" if None not in split else "")
+        def edits(key, rates=facts):  # all wordings (liked animal named first / second)
+            split = [rates.get(f"{key}_liked_{order}") for order in ("first", "second")]
+            return _pct(rates.get(key)) + (f" ({_pct(split[0])} / {_pct(split[1])})" if None not in split else "")
 
         lines.append("| " + " | ".join([
             facts["run"], str(facts.get("guidance_weight", "—")),
             *(_pct(facts["accuracy"].get(d)) for d in eval_names),
             *(_pct(facts["readable"].get(d)) for d in eval_names),
-            edits("edit_following"), edits("edit_following_restated")]) + " |")
+            edits("edit_following"), edits("edit_following_restated"),
+            edits("edit_following_restated", facts.get("validation", {}))]) + " |")
     return lines + [""]
 
 

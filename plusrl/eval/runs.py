@@ -12,7 +12,7 @@ from plusrl.data.prompts import summary_conditioning
 from plusrl.data.registry import load_split
 from plusrl.eval.accuracy import evaluate, score_responses
 from plusrl.eval.guidance import calibrate_run, is_calibrated
-from plusrl.eval.readability import edit_following
+from plusrl.eval.readability import edit_cases, edit_following
 from plusrl.eval.report import edit_rates, mean_std
 from plusrl.io import atomic_write_text
 from plusrl.methods import method_spec
@@ -22,7 +22,8 @@ from plusrl.run_dir import RunDir
 
 
 def evaluate_run(run_dir: Path, datasets: list[str] | None = None, max_records: int = 0) -> list[dict]:
-    """Accuracy of the run's latest reward model on the `test` split of each dataset.
+    """Accuracy of the run's latest reward model on the `test` split of each dataset (all the
+    config names when `datasets` is None; none when it is empty: the edit check alone).
 
     Summary methods first summarize each test user's context with the run's summarizer
     (greedy), and the summaries are saved beside the predictions.
@@ -37,7 +38,7 @@ def evaluate_run(run_dir: Path, datasets: list[str] | None = None, max_records: 
     max_records = max_records or cfg.data.max_eval_records
     prompts = cfg.data.prompts
     results = []
-    for spec in datasets or cfg.data.evaluated:
+    for spec in cfg.data.evaluated if datasets is None else datasets:
         dataset, _, split = spec.partition("@")  # "prism@test_users": another split than `test`
         records = load_split(dataset, split or "test", cfg.data.context_type)
         if max_records:
@@ -60,17 +61,24 @@ def evaluate_run(run_dir: Path, datasets: list[str] | None = None, max_records: 
 
 
 def _check_edits(run: RunDir, score, summarizer, prompts: str, guidance_weight: float) -> None:
-    """The edit-following check, written to the run's checks folder. It depends only on the
+    """The edit-following check, written to the run's checks folder: on the test wordings, and under
+    "validation" on the wordings and animals that designs are chosen on. It depends only on the
     checkpoint and the guidance weight, so a second eval of the same ones (another table) skips it."""
     edits_file = run.checks_dir / "edit_following.json"
     scored_with = {"checkpoint": run.checkpoint().name, "guidance_weight": guidance_weight}
-    if edits_file.is_file() and json.loads(edits_file.read_text()).get("scored_with") == scored_with:
+    if edits_file.is_file() and (done := json.loads(edits_file.read_text())).get("scored_with") == scored_with \
+            and "validation" in done:
         return
     announce("checking edit-following: hand-written preference statements, as written"
              + (" and restated by the summarizer" if summarizer is not None else ""))
-    edits = edit_following(score) | {"scored_with": scored_with}
-    if summarizer is not None:  # the person's words read by the summarizer first (the service's restate)
-        edits["restated"] = edit_following(score, restate=lambda texts: summarizer.restate(texts, prompts))
+
+    def check(cases):
+        edits = edit_following(score, cases)
+        if summarizer is not None:  # the person's words read by the summarizer first (the service's restate)
+            edits["restated"] = edit_following(score, cases, restate=lambda texts: summarizer.restate(texts, prompts))
+        return edits
+
+    edits = check(edit_cases()) | {"validation": check(edit_cases(validation=True)), "scored_with": scored_with}
     run.checks_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(edits_file, json.dumps(edits, indent=2))
 
