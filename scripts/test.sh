@@ -8,4 +8,5 @@ bash scripts/setup.sh
 if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   (apt-get update -q && apt-get install -y -q chromium) >/dev/null 2>&1 || echo "could not install chromium: the browser test will skip"
 fi
-python3 -m pytest -q "$@"
+# the ten slowest tests are listed at the end, to keep the suite within its 15 minutes on 2 cores
+python3 -m pytest -q --durations=10 "$@"
