@@ -16,7 +16,6 @@ causal-LM loss over prompt + summary) instead of stopping them at the cached pro
 from __future__ import annotations
 
 import argparse
-import random
 import tempfile
 
 import torch
@@ -31,11 +30,10 @@ from plusrl.training.plus import build, reading_warmup
 def full_sequence_warmup(run, steps: int) -> None:
     """The same examples, batch size and learning rate, with the loss of a plain causal LM."""
     warm, summarizer = run.cfg.reading_warmup, run.summarizer
-    examples, order = restatements("train"), random.Random(f"reading-warmup/{run.cfg.seed}")
     optimizer = torch.optim.AdamW(summarizer.policy_parameters(), lr=warm.lr, weight_decay=0.0)
     summarizer.train()
     for _ in range(steps):
-        contexts, summaries = zip(*order.sample(examples, warm.batch_size), strict=True)
+        contexts, summaries = zip(*run.restatements.sample(warm.batch_size), strict=True)  # as `build` drew them
         prompts = [summarizer.prompt_ids(c, run.prompts) for c in contexts]
         targets, target_mask = summarizer.target_ids(list(summaries))
         rows = [p + t[m.bool()].tolist() for p, t, m in zip(prompts, targets, target_mask)]

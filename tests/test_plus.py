@@ -56,14 +56,14 @@ def test_a_summary_can_end_at_its_first_line_or_sentence():
 
     tokenizer = summarizer.tokenizer  # the header's line break and blank lines do not end a summary
     ids = tokenizer.encode("##Summary\nThe user prefers dogs.\n\nThe user", add_special_tokens=False)
-    ends = [bool(summarizer._ends_line_of_text([torch.tensor([[i]]) for i in ids[: k + 1]])) for k in range(len(ids))]
+    ends = [bool(summarizer._ends_summary([torch.tensor([[i]]) for i in ids[: k + 1]])) for k in range(len(ids))]
     assert [tokenizer.decode(ids[k]) for k in range(len(ids)) if ends[k]][0] == "\n"
     assert tokenizer.decode(ids[: ends.index(True)]) == "##Summary\nThe user prefers dogs."
 
     summarizer.config.stop_at_sentence_end = True  # a sentence's final mark ends it too, after some text
     del summarizer._end_ids
     ids = tokenizer.encode("##Summary\nThe user prefers dogs. Dogs are loyal.\n", add_special_tokens=False)
-    ends = [bool(summarizer._ends_line_of_text([torch.tensor([[i]]) for i in ids[: k + 1]])) for k in range(len(ids))]
+    ends = [bool(summarizer._ends_summary([torch.tensor([[i]]) for i in ids[: k + 1]])) for k in range(len(ids))]
     assert tokenizer.decode(ids[: ends.index(True) + 1]) == "##Summary\nThe user prefers dogs."
 
 

@@ -286,7 +286,7 @@ class Summarizer(TrainedWeights, nn.Module):
                 values.append(self._values(out.hidden_states[-1][:, -1:]))
             ends = token.squeeze(1) == eos
             if self.config.stop_at_line_end or self.config.stop_at_sentence_end:
-                ends |= self._ends_line_of_text(tokens)
+                ends |= self._ends_summary(tokens)
             last = torch.where(ends & ~done, step, last)
             done |= ends
             if done.all():
@@ -312,7 +312,7 @@ class Summarizer(TrainedWeights, nn.Module):
         return torch.tensor([i for i in range(len(self.tokenizer)) if ends(self.tokenizer.decode([i]))],
                             device=self.device)
 
-    def _ends_line_of_text(self, tokens: list[torch.Tensor]) -> torch.Tensor:
+    def _ends_summary(self, tokens: list[torch.Tensor]) -> torch.Tensor:
         """Rows whose newest token ends a line (or a sentence) that already holds summary text (not
         only the "##Summary" header the instruction asks for, nor blank lines)."""
         newest = tokens[-1].squeeze(1)
