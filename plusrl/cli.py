@@ -69,7 +69,7 @@ def _eval(args: argparse.Namespace) -> None:
 def _calibrate(args: argparse.Namespace) -> None:
     from plusrl.eval.guidance import calibrate_run
 
-    guidance = calibrate_run(args.run_dir, args.dataset)
+    guidance = calibrate_run(args.run_dir, args.dataset, args.tolerance)
     print(f"guidance weight w = {guidance.weight} over {len(guidance.population)} training users' texts "
           f"(validation accuracy at each w in {args.run_dir}/guidance.json); "
           f"re-run plusrl eval to score with it")
@@ -362,6 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", required=True)
     p.add_argument("--dataset", action="append",
                    help="validation set NAME@SPLIT (repeatable; default: the run's data.calibration_datasets)")
+    p.add_argument("--tolerance", type=float,
+                   help="choose the largest w within this accuracy of the best (default: the run's data.calibration_tolerance)")
     p.set_defaults(func=_calibrate)
 
     p = sub.add_parser("export", help="a trained run as a PEFT adapter, a from_pretrained reward model and a model card")

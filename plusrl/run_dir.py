@@ -43,6 +43,8 @@ class Guidance:
     """The evidence: accuracy on each calibration set at each w of plusrl.eval.guidance.GRID."""
     checkpoint: str = ""
     """The checkpoint it was calibrated for: a run trained further is calibrated again."""
+    tolerance: float = 0.0
+    """The rule's tolerance (data.calibration_tolerance): the largest w within it of the best."""
 
     def __post_init__(self):
         if not 0 < self.weight < float("inf"):

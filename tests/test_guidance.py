@@ -31,6 +31,8 @@ def test_the_weight_with_the_best_validation_accuracy_the_largest_of_ties():
     agreed = dict(zip(GRID, (1.0, 0.99, 0.98, 0.885, 0.505, 0.125, 0.07, 0.01)))
     new = dict(zip(GRID, (0.985, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)))
     assert calibrated_weight({"agreed": agreed, "new": new}) == 1.25
+    # within one point of the best (0.995): 1.5 (mean 0.99); 1.75 (0.9425) is not
+    assert calibrated_weight({"agreed": agreed, "new": new}, tolerance=0.01) == 1.5
     # a set that only falls keeps w = 1; one that rises late takes the top
     assert calibrated_weight({"a": {w: 1.0 if w == 1.0 else 0.9 for w in GRID}}) == 1.0
     assert calibrated_weight({"a": {w: 0.0 if w < 3.0 else 1.0 for w in GRID}}) == GRID[-1]

@@ -74,6 +74,17 @@ def test_agreed_validation_scores_the_top_animal_against_the_users_own():
     assert {r.oracle for r in agreed} == {"This user prefers dogs over cats.", "This user prefers cats over dogs."}
 
 
+def test_overturn_validation_scores_a_new_animal_above_the_top_one():
+    """pets-val-overturn: pets-val's users (animals never trained on), scored on their liked animal
+    against birds, which every training user ranks first; training facts for birds, no rabbits."""
+    overturn = pets.build_validation("pets-val-overturn")
+    assert {(_animal(r.chosen), _animal(r.rejected)) for r in overturn} == \
+        {(liked, "birds") for liked in ("hamsters", "horses", "turtles", "goldfish")}
+    assert all(_animal(r.chosen) == r.meta["user_type"] for r in overturn)
+    assert {(_animal(c.chosen), _animal(c.rejected)) for r in overturn for c in r.context} == \
+        {(liked, disliked) for liked, disliked in pets.VALIDATION_USERS["pets-val"]}
+
+
 def test_pets_notes_gives_a_third_of_users_a_note_and_a_third_the_note_alone():
     from plusrl.data.pets import load_note_wordings, note_text
 

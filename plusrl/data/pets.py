@@ -64,9 +64,10 @@ VALIDATION_USERS = {
     "pets-val-agreed": [("dogs", "cats"), ("cats", "dogs")],
     "pets-notes-val": [("hamsters", "horses"), ("horses", "hamsters"), ("turtles", "goldfish"), ("goldfish", "turtles")],
 }
-# validation set → the animal whose fact wins each scored pair against the user's liked animal's
-# (absent: the scored pair is liked vs disliked, as in the context)
-VALIDATION_TOP_ANIMAL = {"pets-val-agreed": "birds"}
+VALIDATION_USERS["pets-val-overturn"] = VALIDATION_USERS["pets-val"]
+# validation set → its scored pair (chosen animal, rejected animal), "liked" standing for the user's
+# liked animal (absent: liked vs disliked, as in the context)
+VALIDATION_SCORED_PAIR = {"pets-val-agreed": ("birds", "liked"), "pets-val-overturn": ("liked", "birds")}
 CONTEXT_PAIRS = 3
 NOTE_SHARES = (1 / 3, 1 / 3)
 """pets-notes: the shares of training users with a note beside their pairs, and with the note alone."""
@@ -149,7 +150,7 @@ def build_notes_train() -> list[Record]:
 
 def build_validation(dataset: str) -> list[Record]:
     """A validation set of VALIDATION_USERS: every context pair is liked vs disliked; so is the
-    scored pair, unless the set names a top animal (VALIDATION_TOP_ANIMAL): then top vs liked."""
+    scored pair, unless the set names another (VALIDATION_SCORED_PAIR)."""
     facts = load_validation_facts()
     notes = load_note_wordings("validation") if dataset == "pets-notes-val" else None
     rng = random.Random(f"{dataset}/validation")
@@ -159,9 +160,8 @@ def build_validation(dataset: str) -> list[Record]:
         pairs = [(rng.choice(facts[liked]), rng.choice(facts[disliked])) for _ in range(CONTEXT_PAIRS)]
         context = [Note(text=note_text(notes[i % len(notes)], liked, disliked))] if notes else \
             [PreferencePair(prompt=PROMPT, chosen=c, rejected=r) for c, r in pairs[:-1]]
-        top = VALIDATION_TOP_ANIMAL.get(dataset)
-        pairs.append((rng.choice(facts[top]), rng.choice(facts[liked])) if top else
-                     (rng.choice(facts[liked]), rng.choice(facts[disliked])))
+        chosen, rejected = (liked if a == "liked" else a for a in VALIDATION_SCORED_PAIR.get(dataset, (liked, disliked)))
+        pairs.append((rng.choice(facts[chosen]), rng.choice(facts[rejected])))
         records.append(
             Record(
                 user_id=f"{dataset}-validation-{i:05d}",
@@ -170,7 +170,7 @@ def build_validation(dataset: str) -> list[Record]:
                 chosen=pairs[-1][0],
                 rejected=pairs[-1][1],
                 oracle=f"This user prefers {liked} over {disliked}.",
-                meta={"user_type": liked, "disliked": disliked, "controversial": top is None},
+                meta={"user_type": liked, "disliked": disliked, "controversial": dataset not in VALIDATION_SCORED_PAIR},
             )
         )
     return records

@@ -11,7 +11,7 @@ from plusrl.data.readers import DataError, read_records
 from plusrl.data.schema import Record, UserContext
 
 BUILTIN = {"pets": ("train", "test"), "pets-ood": ("test",), "pets-val": ("validation",), "pets-val-prior": ("validation",),
-           "pets-val-agreed": ("validation",), "proxy-pets": ("train", "test"), "proxy-pets-ood": ("test",),
+           "pets-val-agreed": ("validation",), "pets-val-overturn": ("validation",), "proxy-pets": ("train", "test"), "proxy-pets-ood": ("test",),
            "pets-notes": ("train", "test"), "pets-notes-val": ("validation",)}
 
 

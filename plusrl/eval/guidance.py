@@ -8,8 +8,9 @@ prior (a Pets-OOD user who prefers rabbits to birds) is then overruled by it. Gu
 
 (`guided_reward`). w is calibrated once per run, after training, on validation sets where the
 prior is right or absent: the w of GRID with the best accuracy over those sets, the largest of
-ties. So the user's text gains weight as far as validation users gain from it, where the prior
-is right as much as where it is absent.
+ties (or of those within `data.calibration_tolerance` of the best). So the user's text gains
+weight as far as validation users gain from it, where the prior is right as much as where it is
+absent.
 The weight, the training users' texts and the evidence are kept in the run's `guidance.json`,
 and every later score of the run's reward model (eval, API, service) uses them.
 """
@@ -34,12 +35,14 @@ REFERENCE_USERS = 16
 one extra reward-model pass per distinct text."""
 
 
-def calibrated_weight(validation: dict[str, dict[float, float]]) -> float:
-    """The w of GRID with the highest accuracy averaged over the validation sets, the largest of
-    ties: {"agreed": {1: 1.0, 1.25: 0.99, 1.5: 0.98}, "new": {1: 0.985, 1.25: 1.0, 1.5: 1.0}} → 1.25
-    (two pairs lost where the prior is right, three won where it is absent)."""
+def calibrated_weight(validation: dict[str, dict[float, float]], tolerance: float = 0.0) -> float:
+    """The largest w of GRID whose accuracy averaged over the validation sets is within
+    `tolerance` of the best: {"agreed": {1: 1.0, 1.25: 0.99, 1.5: 0.98}, "new": {1: 0.985,
+    1.25: 1.0, 1.5: 1.0}} → 1.25 (two pairs lost where the prior is right, three won where it
+    is absent); with tolerance 0.01, 1.5 (mean 0.99, within a point of 0.995)."""
     mean = {w: round(sum(accuracy[w] for accuracy in validation.values()) / len(validation), 9) for w in GRID}
-    return max(GRID, key=lambda w: (mean[w], w))
+    best = max(mean.values())
+    return max(w for w in GRID if mean[w] >= round(best - tolerance, 9))
 
 
 def accuracy_by_weight(model, conditionings: list[str], prompts: list[str], chosen: list[str], rejected: list[str],
@@ -90,13 +93,15 @@ def is_calibrated(run: RunDir) -> bool:
     return run.guidance_file.is_file() and Guidance.load(run.guidance_file).checkpoint == run.checkpoint().name
 
 
-def calibrate_run(run_dir: str | Path, datasets: list[str] | None = None) -> Guidance:
+def calibrate_run(run_dir: str | Path, datasets: list[str] | None = None, tolerance: float | None = None) -> Guidance:
     """Choose w for a trained run on `datasets` ("NAME@SPLIT"; default: the run's
     `data.calibration_datasets`; the first `data.max_eval_records` of each, as evaluation reads)
-    and write it to the run's guidance.json."""
+    within `tolerance` of the best (default: the run's `data.calibration_tolerance`) and write it
+    to the run's guidance.json."""
     run = RunDir(run_dir)
     conditionings = RunConditionings(run)
     datasets = datasets or conditionings.cfg.data.calibration_datasets
+    tolerance = conditionings.cfg.data.calibration_tolerance if tolerance is None else tolerance
     if not datasets:
         raise ConfigError("name the validation sets to calibrate on (--dataset NAME@SPLIT or data.calibration_datasets)")
     model = run.reward_model().eval()
@@ -104,8 +109,8 @@ def calibrate_run(run_dir: str | Path, datasets: list[str] | None = None) -> Gui
     population = conditionings.population()
     validation = {spec: pair_accuracy_by_weight(model, conditionings, spec, population,
                                                 max_records=conditionings.cfg.data.max_eval_records) for spec in datasets}
-    guidance = Guidance(calibrated_weight(validation), population,
+    guidance = Guidance(calibrated_weight(validation, tolerance), population,
                         {spec: {str(w): acc for w, acc in accs.items()} for spec, accs in validation.items()},
-                        run.checkpoint().name)
+                        run.checkpoint().name, tolerance)
     guidance.save(run.guidance_file)
     return guidance

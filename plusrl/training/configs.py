@@ -44,6 +44,10 @@ class DataConfig:
     """Validation sets ("NAME@SPLIT") on which the guidance weight w of r̄ + w·(r − r̄) is chosen
     before the first evaluation (plusrl.eval.guidance: the w with the best mean accuracy there,
     the largest of ties). For methods that condition on text; []: score with the model as trained."""
+    calibration_tolerance: float = 0.0
+    """How far (a fraction of pairs) a larger w's mean validation accuracy may fall short of the
+    best and still be chosen: differences smaller than it are read as noise, and the choice then
+    goes to the larger weight on the user's text. 0: the best w, the largest of ties."""
     prompt_family: Literal["auto", "pets", "generic"] = "auto"
     """Which prompts (App. I/J) the summarizer and ICL read: pets (one-sentence animal facts) or
     generic; auto picks pets for datasets named pets* (and their proxy- twins), else generic."""
@@ -51,6 +55,8 @@ class DataConfig:
     def __post_init__(self):
         if self.max_train_records < 0 or self.max_eval_records < 0:
             raise ValueError("max_train_records and max_eval_records count records: 0 (all) or more")
+        if not 0 <= self.calibration_tolerance < 1:
+            raise ValueError(f"calibration_tolerance is a fraction of pairs in [0, 1), not {self.calibration_tolerance}")
 
     @property
     def evaluated(self) -> list[str]:
