@@ -60,6 +60,12 @@ def test_calibration_is_saved_and_every_later_score_uses_it(oracle_run):
     evaluated = json.loads((RunDir(oracle_run).eval_dir / "pets-val@validation.json").read_text())
     assert evaluated["guidance_weight"] == guidance.weight
     assert evaluated["accuracy"] == pytest.approx(accuracy[guidance.weight])
+    # a tolerance takes the largest w within it of the best, and is saved beside the evidence
+    tolerant = calibrate_run(oracle_run, ["pets-val@validation"], tolerance=0.05)
+    assert tolerant.weight == calibrated_weight({"pets-val": accuracy}, 0.05) >= guidance.weight
+    assert json.loads(RunDir(oracle_run).guidance_file.read_text())["tolerance"] == 0.05
+    with pytest.raises(ConfigError, match="fraction of pairs"):
+        calibrate_run(oracle_run, ["pets-val@validation"], tolerance=2.0)
 
     # with w = 2 saved, the run's reward model scores r̄ + 2·(r − r̄), r̄ over the two training texts
     Guidance(2.0, guidance.population, {}).save(RunDir(oracle_run).guidance_file)

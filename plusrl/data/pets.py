@@ -22,6 +22,11 @@ Data to choose designs on without looking at Pets-OOD:
   (contexts dogs vs cats), scored on birds against their own animal (birds win, as for every
   training user); training facts, no rabbits. A reward model that lets the conditioning text
   overrule the prior must be weighed on both.
+- pets-val-overturn: pets-val's users (animals never trained on) scored on their liked animal
+  against birds, the animal every training user ranks first: the user's text must overturn the
+  learned prior for an animal training never disputed, as Pets-OOD's rabbit users need, with none
+  of Pets-OOD's animals as the liked one. A diagnosis, not a calibration set: it is harder than
+  Pets-OOD and does not order runs as Pets-OOD does (docs/experiments.md).
 - proxy-pets / proxy-pets-ood: Pets and Pets-OOD rebuilt on those four new animals, to choose
   a design on the structure of the Pets → Pets-OOD transfer without looking at Pets-OOD.
 

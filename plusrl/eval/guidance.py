@@ -102,6 +102,8 @@ def calibrate_run(run_dir: str | Path, datasets: list[str] | None = None, tolera
     conditionings = RunConditionings(run)
     datasets = datasets or conditionings.cfg.data.calibration_datasets
     tolerance = conditionings.cfg.data.calibration_tolerance if tolerance is None else tolerance
+    if not 0 <= tolerance < 1:
+        raise ConfigError(f"the calibration tolerance is a fraction of pairs in [0, 1), not {tolerance}")
     if not datasets:
         raise ConfigError("name the validation sets to calibrate on (--dataset NAME@SPLIT or data.calibration_datasets)")
     model = run.reward_model().eval()
