@@ -125,7 +125,7 @@ def test_every_config_field_is_documented_and_shown(capsys):
     assert undocumented(PlusConfig) == [] and undocumented(RewardTrainConfig) == []
     assert main(["config", "show", "plus", "--config", "recipes/pets/plus.yaml", "ppo.kl_coef=0.01"]) == 0
     shown = capsys.readouterr().out
-    assert "ppo.kl_coef = 0.01   (default 0.001)" in shown and "summarizer.stop_at_line_end = True" in shown
+    assert "ppo.kl_coef = 0.01   (default 0.001)" in shown and "summarizer.stop_at_sentence_end = True" in shown
     assert "β of the k1 KL penalty" in shown
 
 
