@@ -48,10 +48,18 @@ class _Bar(tqdm):
             threading.Thread(target=self._beat, args=(heartbeat_s,), daemon=True).start()
 
     def _beat(self, every: float) -> None:
-        while not self._stopped.wait(every):
+        # Wake `every` after the last line, whether an update or this thread wrote it: waking on a
+        # fixed clock instead would skip a beat after an update that printed just after one, and
+        # leave the log silent for up to twice `every`.
+        last_line = self._time()
+        while not self._stopped.wait(max(last_line + every - self._time(), 0.0)):
             with self._beat_lock:
-                if not self._stopped.is_set() and self._time() - self.last_print_t >= every:
+                if self._stopped.is_set():
+                    return
+                last_line = max(last_line, self.last_print_t)
+                if self._time() - last_line >= every:
                     self.refresh()
+                    last_line = self._time()
 
     def close(self) -> None:
         if hasattr(self, "_stopped"):  # (tqdm closes from __del__ too, also after a failed __init__)

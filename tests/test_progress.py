@@ -43,3 +43,29 @@ def test_a_long_item_keeps_writing_lines_while_it_runs(monkeypatch):
     lines = log.getvalue().splitlines()
     assert len([line for line in lines if "0/1" in line]) >= 3
     assert "1/1" in lines[-1]
+
+
+class _TimedLines(io.StringIO):
+    """A log that notes when each line arrives."""
+
+    def __init__(self):
+        super().__init__()
+        self.times: list[float] = []
+
+    def write(self, text: str) -> int:
+        self.times += [time.monotonic()] * text.count("\n")
+        return super().write(text)
+
+
+def test_an_update_just_after_a_beat_does_not_double_the_silence(monkeypatch):
+    """A line from an update lands just after the heartbeat's line; the next beat still comes one
+    interval after it, not two (a log must never look stalled for twice the interval)."""
+    every = 0.2
+    log = _TimedLines()
+    monkeypatch.setattr(progress_module.sys, "stderr", log)
+    monkeypatch.setattr(progress_module, "LOG_EVERY_S", every)
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    for seconds in progress([every * 1.1, every * 5], desc="plus", unit="iteration"):
+        time.sleep(seconds)
+    gaps = [later - earlier for earlier, later in zip(log.times, log.times[1:])]
+    assert len(gaps) >= 5 and max(gaps) < every * 1.5
