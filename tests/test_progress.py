@@ -7,10 +7,10 @@ from plusrl import progress as progress_module
 from plusrl.progress import progress
 
 
-def log_to_a_file(monkeypatch, log_every_s: float) -> io.StringIO:
+def log_to_a_file(monkeypatch, log_every_s: float, stream: io.StringIO | None = None) -> io.StringIO:
     """stderr as a log file (not a terminal), TQDM_DISABLE unset. Called in the test body: pytest's
     own capture replaces sys.stderr between a fixture's setup and the test."""
-    stream = io.StringIO()
+    stream = io.StringIO() if stream is None else stream
     monkeypatch.setattr(progress_module.sys, "stderr", stream)
     monkeypatch.setattr(progress_module, "LOG_EVERY_S", log_every_s)
     monkeypatch.delenv("TQDM_DISABLE", raising=False)
@@ -60,11 +60,8 @@ class _TimedLines(io.StringIO):
 def test_an_update_just_after_a_beat_does_not_double_the_silence(monkeypatch):
     """A line from an update lands just after the heartbeat's line; the next beat still comes one
     interval after it, not two (a log must never look stalled for twice the interval)."""
-    every = 0.2
-    log = _TimedLines()
-    monkeypatch.setattr(progress_module.sys, "stderr", log)
-    monkeypatch.setattr(progress_module, "LOG_EVERY_S", every)
-    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    every = 0.3
+    log = log_to_a_file(monkeypatch, every, _TimedLines())
     for seconds in progress([every * 1.1, every * 5], desc="plus", unit="iteration"):
         time.sleep(seconds)
     gaps = [later - earlier for earlier, later in zip(log.times, log.times[1:])]
