@@ -21,6 +21,10 @@ LOG_EVERY_S = 15.0
 """Off a terminal: seconds between two progress lines of one bar (a CI log stays short and never
 stays silent for long)."""
 
+SHOW_AFTER_S = 5.0
+"""`delay` for work that is often over in a moment (one user's summary in a request) and sometimes
+takes a minute (a batch on a slow CPU): its bar shows only once it has run this long."""
+
 
 class _Lines:
     """A stream for tqdm that turns each redraw into one line of its own."""
@@ -51,7 +55,8 @@ class _Bar(tqdm):
         # Wake `every` after the last line, whether an update or this thread wrote it: waking on a
         # fixed clock instead would skip a beat after an update that printed just after one, and
         # leave the log silent for up to twice `every`.
-        last_line = self._time()
+        # (and never before tqdm's `delay`: a bar that ends sooner stays unseen)
+        last_line = self._time() + max(self.delay - every, 0.0)
         while not self._stopped.wait(max(last_line + every - self._time(), 0.0)):
             with self._beat_lock:
                 if self._stopped.is_set():

@@ -66,3 +66,15 @@ def test_an_update_just_after_a_beat_does_not_double_the_silence(monkeypatch):
         time.sleep(seconds)
     gaps = [later - earlier for earlier, later in zip(log.times, log.times[1:])]
     assert len(gaps) >= 5 and max(gaps) < every * 1.5
+
+
+def test_a_delayed_bar_shows_only_work_that_outlasts_its_delay(monkeypatch):
+    """One user's summary in a request stays quiet; the same call on a slow CPU still shows its clock."""
+    log = log_to_a_file(monkeypatch, 0.1)
+    for _ in progress(range(1), desc="quick", delay=0.5):
+        time.sleep(0.05)
+    assert log.getvalue() == ""
+    for _ in progress(range(1), desc="slow", delay=0.2):
+        time.sleep(0.8)
+    lines = log.getvalue().splitlines()
+    assert len([line for line in lines if "0/1" in line]) >= 2 and "1/1" in lines[-1]

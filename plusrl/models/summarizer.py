@@ -23,7 +23,7 @@ from plusrl.data.prompts import Instruction, clip_responses, context_text, strip
 from plusrl.data.schema import Note, Record, UserContext
 from plusrl.models.loader import CHARS_PER_TOKEN, chat_ids, chat_reply, chat_text, load_causal_lm, load_tokenizer
 from plusrl.models.persistence import TrainedWeights
-from plusrl.progress import progress
+from plusrl.progress import SHOW_AFTER_S, progress
 
 log = logging.getLogger(__name__)
 
@@ -339,7 +339,7 @@ class Summarizer(TrainedWeights, nn.Module):
         """Summaries for records (greedy by default, for evaluation and serving)."""
         texts = []
         for start in progress(range(0, len(records), batch_size), desc=desc, unit="batch",
-                              disable=len(records) <= batch_size):  # one batch takes seconds
+                              delay=SHOW_AFTER_S):  # one batch: a request's seconds, or a minute on a slow CPU
             ids, mask = self.batch_prompts(records[start : start + batch_size], dataset)
             with torch.autocast(self.device.type, self.autocast_dtype, enabled=self.autocast_dtype is not None):
                 texts += self.generate(ids, mask, sample=sample, with_values=False).texts
