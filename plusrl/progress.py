@@ -52,10 +52,10 @@ class _Bar(tqdm):
             threading.Thread(target=self._beat, args=(heartbeat_s,), daemon=True).start()
 
     def _beat(self, every: float) -> None:
-        # Wake `every` after the last line, whether an update or this thread wrote it: waking on a
-        # fixed clock instead would skip a beat after an update that printed just after one, and
-        # leave the log silent for up to twice `every`.
-        # (and never before tqdm's `delay`: a bar that ends sooner stays unseen)
+        # Wake `every` after the last line, whether an update or this thread wrote it (and never
+        # before tqdm's `delay`, so a bar that ends sooner stays unseen): waking on a fixed clock
+        # instead would skip a beat after an update that printed just after one, and leave the log
+        # silent for up to twice `every`.
         last_line = self._time() + max(self.delay - every, 0.0)
         while not self._stopped.wait(max(last_line + every - self._time(), 0.0)):
             with self._beat_lock:
