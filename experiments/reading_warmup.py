@@ -4,6 +4,7 @@
     python experiments/reading_warmup.py --steps 120        # plusrl's warm-up (prefix-cached pass)
     python experiments/reading_warmup.py --steps 120 --full-sequence
     python experiments/reading_warmup.py --steps 0 summarizer.model=qwen2.5-coder-0.5b
+    python experiments/reading_warmup.py --steps 120 --composed-share 0.5   # half the notes composed from clauses
 
 Builds the Pets PLUS recipe's summarizer, runs `reading_warmup` (train_plus's phase 0) on the
 built-in restatements (notes about 58 animals in the 115 training wordings), then restates held-out
@@ -11,20 +12,65 @@ wordings about held-out animals: the edit check's validation cases (share restat
 word order) and pets-notes-val (share restated exactly as "The user prefers X."). Prints the
 misread statements. `--full-sequence` trains with gradients through the prompt as well (a plain
 causal-LM loss over prompt + summary) instead of stopping them at the cached prompt.
+`--composed-share S` trains on the built-in restatements with a share S of their notes composed
+instead from a clause about the liked animal and one about the other (`note_clauses/`), in either
+order and joined as people join two statements, so that what each clause says, not where it
+stands, decides which animal is liked.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import random
 import tempfile
+from pathlib import Path
 
 import torch
 
 from plusrl.config import load_config
-from plusrl.data.pets import restatements
+from plusrl.data.pets import READING_ANIMALS, load_note_wordings, note_text, restatements, stated_summary
 from plusrl.eval.readability import edit_cases
 from plusrl.training.configs import PlusConfig
 from plusrl.training.plus import build, reading_warmup
+
+CLAUSES = Path(__file__).parent / "note_clauses"
+# How two clauses join into a note, and whether the second then starts a sentence.
+CLAUSE_JOINS = ((". ", True), ("! ", True), ("; ", False), (", but ", False), (" and ", False), (", while ", False),
+                (", whereas ", False), (" - ", False))
+
+
+def sentence_start(clause: str) -> str:
+    """A clause template as the start of a sentence: "{x} rock" → "{X} rock", "please no {y}" → "Please no {y}"."""
+    return clause[:2].upper() + clause[2:] if clause.startswith(("{x}", "{y}")) else clause[0].upper() + clause[1:]
+
+
+def composed_wording(rng: random.Random, liked_clauses: list[str], disliked_clauses: list[str]) -> str:
+    """A note template from one clause about each animal, in either order:
+    ("I avoid {y}", "{x} rock", ", while ") → "I avoid {y}, while {x} rock."."""
+    liked, disliked = rng.choice(liked_clauses), rng.choice(disliked_clauses)
+    first, second = (liked, disliked) if rng.random() < 0.5 else (disliked, liked)
+    join, starts_sentence = rng.choice(CLAUSE_JOINS)
+    second = sentence_start(second) if starts_sentence else second
+    template = sentence_start(first) + join + second + ("." if rng.random() < 0.8 else "!")
+    return template.lower() if rng.random() < 0.1 else template  # some people write all in lower case
+
+
+def composed_restatements(share: float, path: Path) -> str:
+    """The built-in restatements (same animals, same draws) with `share` of the notes composed from
+    clauses, written as the JSONL file `reading_warmup.restatements` reads; returns its path."""
+    wordings, rng = load_note_wordings("train"), random.Random("pets-notes/restatements")
+    liked_clauses, disliked_clauses = ((CLAUSES / f"{kind}.txt").read_text(encoding="utf-8").splitlines()
+                                       for kind in ("liked", "disliked"))
+    lines = []
+    for _ in range(len(restatements("train"))):
+        liked, other = rng.sample(READING_ANIMALS, 2)
+        wording = (composed_wording(rng, liked_clauses, disliked_clauses) if rng.random() < share
+                   else rng.choice(wordings))
+        lines.append(json.dumps({"context": [{"kind": "text", "text": note_text(wording, liked, other)}],
+                                 "summary": stated_summary(liked)}))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(path)
 
 
 def full_sequence_warmup(run, steps: int) -> None:
@@ -55,12 +101,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=120)
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--full-sequence", action="store_true")
+    parser.add_argument("--composed-share", type=float, default=0.0,
+                        help="share of the warm-up's notes composed from two clauses (0: the built-in set as it is)")
     parser.add_argument("overrides", nargs="*", help="recipe overrides, e.g. summarizer.model=qwen2.5-coder-0.5b")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as out:
+        composed = ([f"reading_warmup.restatements={composed_restatements(args.composed_share, Path(out) / 'notes.jsonl')}"]
+                    if args.composed_share else [])
         cfg = load_config(PlusConfig, "recipes/pets/plus.yaml", [
             f"output_dir={out}", f"reading_warmup.steps={args.steps}", f"reading_warmup.lr={args.lr}", "report_to=none",
-            *args.overrides])
+            *composed, *args.overrides])
         run = build(cfg)
         if args.steps and args.full_sequence:
             full_sequence_warmup(run, args.steps)

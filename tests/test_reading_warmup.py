@@ -1,14 +1,13 @@
 """The reading warm-up: supervised restatements of people's own words before co-training."""
 
 import json
-import random
 
 import pytest
 
 from plusrl.config import load_config
-from plusrl.data.pets import READING_ANIMALS, composed_wording, load_note_wordings, restatements, sentence_start
+from plusrl.data.pets import READING_ANIMALS, load_note_wordings, restatements
 from plusrl.data.readers import DataError
-from plusrl.data.registry import RESTATEMENTS, load_restatements
+from plusrl.data.registry import load_restatements
 from plusrl.eval.readability import EDIT_GROUPS, STATEMENTS, VALIDATION_EDIT_PAIRS, VALIDATION_STATEMENTS
 from plusrl.training.configs import PlusConfig
 from plusrl.training.plus import build, reading_warmup
@@ -19,31 +18,13 @@ def test_the_warm_up_never_sees_a_test_or_validation_animal_or_wording():
     held_out |= {a for pair in VALIDATION_EDIT_PAIRS for a in pair} | {"rabbits", "birds"}
     assert not held_out & set(READING_ANIMALS)
     train = restatements("train")
-    notes = {context.context[0].text.lower() for name in RESTATEMENTS for context, _ in load_restatements(name)}
+    notes = {context.context[0].text.lower() for context, _ in train}
     for animal in held_out:
         assert not any(animal in note for note in notes), animal
     assert not set(load_note_wordings("train")) & set(STATEMENTS + VALIDATION_STATEMENTS)
     # each example's summary names the animal its note likes, never the other
     for context, summary in train[:50]:
         assert summary.startswith("The user prefers ") and summary.removeprefix("The user prefers ")[:-1] in context.context[0].text.lower()
-
-
-def test_composed_notes_join_a_liked_and_a_disliked_clause_in_either_order():
-    assert sentence_start("{x} rock") == "{X} rock" and sentence_start("please no {y}") == "Please no {y}"
-    rng = random.Random(0)
-    templates = [composed_wording(rng) for _ in range(2000)]
-    for template in templates:  # each animal named once, by one clause of its own file
-        assert template.lower().count("{x}") == 1 and template.lower().count("{y}") == 1, template
-    liked_first = [t.lower().find("{x}") < t.lower().find("{y}") for t in templates]
-    assert 0.45 < sum(liked_first) / len(liked_first) < 0.55
-    assert len(set(templates)) > 1500  # 46 × 46 clauses, 8 joins, 2 orders: hardly a note twice
-    assert not set(templates) & {*STATEMENTS, *VALIDATION_STATEMENTS, *load_note_wordings("validation")}
-    # the built-in set with composed notes restates each note's liked animal, as the hand-written set does
-    examples = load_restatements("pets-notes-composed")
-    assert len(examples) == len(restatements("train")) and examples != restatements("train")
-    for context, summary in examples[:50]:
-        assert summary.removeprefix("The user prefers ")[:-1] in context.context[0].text.lower()
-    assert load_restatements("pets-notes")[:5] == restatements("train")[:5]
 
 
 def test_restatements_from_a_jsonl_file_and_clear_errors(tmp_path):

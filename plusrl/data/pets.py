@@ -41,9 +41,6 @@ A person's own words, as a context item the summarizer learns to read:
 - restatements "pets-notes" (the summarizer's reading warm-up, `restatements`): notes in the
   training wordings about two of READING_ANIMALS, each with the summary that restates it
   ("The user prefers dogs."); the validation split is pets-notes-val's notes.
-  "pets-notes-composed": half of those notes composed instead from a clause about the liked
-  animal and one about the other (`pets_facts/notes/liked.txt`, `disliked.txt`) in either order
-  ("I avoid foxes, while owls rock."), so that what a clause says decides, not where it stands.
 """
 
 from __future__ import annotations
@@ -95,39 +92,13 @@ def load_validation_facts() -> dict[str, list[str]]:
 
 
 def load_note_wordings(split: str) -> list[str]:
-    """Templates of a person's note about themselves ({x} liked, {y} not; {X}, {Y} capitalised):
-    train, validation; or clauses about one animal to compose notes from: liked, disliked."""
+    """Templates of a person's note about themselves ({x} liked, {y} not; {X}, {Y} capitalised)."""
     folder = resources.files("plusrl.data") / "pets_facts" / "notes"
     return [line for line in folder.joinpath(f"{split}.txt").read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def note_text(template: str, liked: str, other: str) -> str:
     return template.format(x=liked, y=other, X=liked.capitalize(), Y=other.capitalize())
-
-
-# How two clauses join into a note, and whether the second then starts a sentence.
-CLAUSE_JOINS = ((". ", True), ("! ", True), ("; ", False), (", but ", False), (" and ", False), (", while ", False),
-                (", whereas ", False), (" - ", False))
-
-
-def sentence_start(clause: str) -> str:
-    """A clause template as the start of a sentence: "{x} rock" → "{X} rock", "please no {y}" → "Please no {y}"."""
-    if clause.startswith(("{x}", "{y}")):
-        return clause[:2].upper() + clause[2:]
-    return clause[0].upper() + clause[1:]
-
-
-def composed_wording(rng: random.Random) -> str:
-    """A note template from one clause about the liked animal and one about the other
-    (`pets_facts/notes/liked.txt`, `disliked.txt`), in either order, joined as people join two
-    statements: what the note says of each animal, not where it names it, says which is liked.
-    ("I avoid {y}", "{x} rock", ", while " → "I avoid {y}, while {x} rock.")"""
-    liked, disliked = (rng.choice(load_note_wordings(name)) for name in ("liked", "disliked"))
-    first, second = (liked, disliked) if rng.random() < 0.5 else (disliked, liked)
-    join, starts_sentence = rng.choice(CLAUSE_JOINS)
-    second = sentence_start(second) if starts_sentence else second
-    template = sentence_start(first) + join + second + ("." if rng.random() < 0.8 else "!")
-    return template.lower() if rng.random() < 0.1 else template  # some people write all in lower case
 
 
 # The reading warm-up's notes are about these animals: Pets' training animals and others that no
@@ -149,10 +120,9 @@ def stated_summary(liked: str) -> str:
     return f"The user prefers {liked}."
 
 
-def restatements(split: str, composed_share: float = 0.0) -> list[tuple[UserContext, str]]:
-    """(a person's note, the summary restating it): train, notes about two of READING_ANIMALS in
-    the training wordings, or for `composed_share` of them composed from two clauses
-    (`composed_wording`); validation, pets-notes-val's notes (held-out wordings and animals)."""
+def restatements(split: str) -> list[tuple[UserContext, str]]:
+    """(a person's note, the summary restating it): train, notes in the training wordings about two
+    of READING_ANIMALS; validation, pets-notes-val's notes (held-out wordings and animals)."""
     if split == "validation":
         return [(UserContext(context=r.context), stated_summary(r.meta["user_type"]))
                 for r in build_validation("pets-notes-val")]
@@ -160,9 +130,8 @@ def restatements(split: str, composed_share: float = 0.0) -> list[tuple[UserCont
     examples = []
     for _ in range(READING_EXAMPLES):
         liked, other = rng.sample(READING_ANIMALS, 2)
-        # (no draw at a share of 0, so that the hand-written set stays as it was)
-        wording = composed_wording(rng) if composed_share and rng.random() < composed_share else rng.choice(wordings)
-        examples.append((UserContext(context=[Note(text=note_text(wording, liked, other))]), stated_summary(liked)))
+        examples.append((UserContext(context=[Note(text=note_text(rng.choice(wordings), liked, other))]),
+                         stated_summary(liked)))
     return examples
 
 

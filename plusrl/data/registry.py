@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 
@@ -51,8 +50,7 @@ def _load(dataset: str, split: str) -> list[Record]:
     )
 
 
-RESTATEMENTS = {"pets-notes": pets.restatements,
-                "pets-notes-composed": functools.partial(pets.restatements, composed_share=0.5)}
+RESTATEMENTS = {"pets-notes": pets.restatements}
 """Built-in sets of (a person's own words, the summary restating them) for the reading warm-up."""
 
 
