@@ -12,6 +12,8 @@ another `summary_start`, named instruction or instruction in your own words) run
         --summary-start "" --summary-start "The user prefers answers that are"
     python experiments/summary_style_probe.py --dataset data/dsp --users 24 --model gemma3-270m \
         --summary-start "The user prefers answers that are"
+    python experiments/summary_style_probe.py --dataset data/dsp --users 24 --model qwen2.5-coder-1.5b \
+        --out report/experiments/dsp-validation-qwen1.5b.jsonl
     python experiments/summary_style_probe.py --dataset pets-val --recipe recipes/pets/plus.yaml --users 32 \
         --instruction paper --instruction stated --instruction-text "Which kind of pet …? Start your response with ##Summary"
 """
@@ -38,6 +40,7 @@ def main() -> None:
     parser.add_argument("--summary-start", action="append", default=[], help="repeatable; '' for none")
     parser.add_argument("--instruction", action="append", default=[], help="repeatable: paper | stated")
     parser.add_argument("--instruction-text", action="append", default=[], help="repeatable: your own instruction")
+    parser.add_argument("--out", default="", help="also write every user's type and summary to this JSONL file")
     args = parser.parse_args()
     cfg = method_config(args.recipe, [f"summarizer.model={args.model}"] if args.model else [])
     records = load_split(args.dataset, "validation")[: args.users]
@@ -52,6 +55,11 @@ def main() -> None:
                           "seconds": round(time.perf_counter() - clock, 1),
                           "examples": [f"{r.meta['user_type']}: {s}" for r, s in list(zip(records, summaries))[:4]]},
                          indent=1))
+        if args.out:  # every summary, to read beside the check's verdict
+            with open(args.out, "a", encoding="utf-8") as out:
+                out.writelines(json.dumps({"setting": setting, "user_type": record.meta["user_type"], "summary": summary,
+                                           "readable": readability_rate([summary], [record]) == 1.0}) + "\n"
+                               for record, summary in zip(records, summaries, strict=True))
 
 
 if __name__ == "__main__":
