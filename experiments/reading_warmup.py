@@ -29,7 +29,14 @@ from pathlib import Path
 import torch
 
 from plusrl.config import load_config
-from plusrl.data.pets import READING_ANIMALS, load_note_wordings, note_text, restatements, stated_summary
+from plusrl.data.pets import (
+    READING_ANIMALS,
+    READING_EXAMPLES,
+    load_note_wordings,
+    note_text,
+    restatements,
+    stated_summary,
+)
 from plusrl.eval.readability import edit_cases
 from plusrl.training.configs import PlusConfig
 from plusrl.training.plus import build, reading_warmup
@@ -63,7 +70,7 @@ def composed_restatements(share: float, path: Path) -> str:
     liked_clauses, disliked_clauses = ((CLAUSES / f"{kind}.txt").read_text(encoding="utf-8").splitlines()
                                        for kind in ("liked", "disliked"))
     lines = []
-    for _ in range(len(restatements("train"))):
+    for _ in range(READING_EXAMPLES):
         liked, other = rng.sample(READING_ANIMALS, 2)
         wording = (composed_wording(rng, liked_clauses, disliked_clauses) if rng.random() < share
                    else rng.choice(wordings))
