@@ -27,6 +27,10 @@ Data to choose designs on without looking at Pets-OOD:
   learned prior for an animal training never disputed, as Pets-OOD's rabbit users need, with none
   of Pets-OOD's animals as the liked one. A diagnosis, not a calibration set: it is harder than
   Pets-OOD and does not order runs as Pets-OOD does (docs/experiments.md).
+- pets-val-ood: Pets-OOD's structure on animals of pets-val: users who prefer hamsters or
+  turtles over birds, or birds over them; contexts and scored pair between the two, so half the
+  users must overturn the top-ranked animal with their text naming it (training facts for birds,
+  validation facts for the others, no rabbits). What a Pets-OOD design is chosen on.
 - proxy-pets / proxy-pets-ood: Pets and Pets-OOD rebuilt on those four new animals, to choose
   a design on the structure of the Pets → Pets-OOD transfer without looking at Pets-OOD.
 
@@ -70,6 +74,7 @@ VALIDATION_USERS = {
     "pets-notes-val": [("hamsters", "horses"), ("horses", "hamsters"), ("turtles", "goldfish"), ("goldfish", "turtles")],
 }
 VALIDATION_USERS["pets-val-overturn"] = VALIDATION_USERS["pets-val"]
+VALIDATION_USERS["pets-val-ood"] = [("hamsters", "birds"), ("birds", "hamsters"), ("turtles", "birds"), ("birds", "turtles")]
 # validation set → its scored pair (chosen animal, rejected animal), "liked" standing for the user's
 # liked animal (absent: liked vs disliked, as in the context)
 VALIDATION_SCORED_PAIR = {"pets-val-agreed": ("birds", "liked"), "pets-val-overturn": ("liked", "birds")}

@@ -9,7 +9,7 @@ from typing import Literal
 
 from plusrl.data.schema import Conversation, Note, PreferencePair, Record
 
-Instruction = Literal["paper", "stated"]
+Instruction = Literal["paper", "stated", "contrast"]
 
 SUMMARY_CONDITIONING = (
     "Here is the summary of my preferences based on previous conversations: {summary}. "
@@ -28,6 +28,14 @@ _PETS_STATED_TAIL = (
     "Based on the user's past conversation, which kind of pet does the user prefer? Answer in one sentence "
     "of the form 'The user prefers X.' Do not repeat the facts. Start your response with ##Summary"
 )
+# "contrast": the stated preference and what it is preferred over, as the Oracle's text gives it ("This
+# user prefers rabbits over birds."). "The user prefers rabbits." leaves the reward model to overturn
+# by itself a prior every training user shared (birds first); naming birds as the one not preferred
+# puts that in the text.
+_PETS_CONTRAST_TAIL = (
+    "Based on the user's past conversation, which kind of pet does the user prefer, and over which? Answer in one "
+    "sentence of the form 'The user prefers X over Y.' Do not repeat the facts. Start your response with ##Summary"
+)
 _GENERIC_INTRO = (
     "In order to provide more information about myself, I'm including examples from my previous "
     "conversation history, which include the prompt, the rejected response, and the chosen response. "
@@ -43,8 +51,13 @@ _GENERIC_STATED_TAIL = (
     "Based on this information, what kind of response does the user prefer? Answer in one sentence of the form "
     "'The user prefers X.' Do not repeat the responses. Start your response with ##Summary"
 )
+_GENERIC_CONTRAST_TAIL = (
+    "Based on this information, what kind of response does the user prefer, and over what kind? Answer in one "
+    "sentence of the form 'The user prefers X over Y.' Do not repeat the responses. Start your response with ##Summary"
+)
 _SUMMARIZER_TAILS = {("pets", "paper"): _PETS_SUMMARIZER_TAIL, ("pets", "stated"): _PETS_STATED_TAIL,
-                     ("generic", "paper"): _GENERIC_SUMMARIZER_TAIL, ("generic", "stated"): _GENERIC_STATED_TAIL}
+                     ("pets", "contrast"): _PETS_CONTRAST_TAIL, ("generic", "paper"): _GENERIC_SUMMARIZER_TAIL,
+                     ("generic", "stated"): _GENERIC_STATED_TAIL, ("generic", "contrast"): _GENERIC_CONTRAST_TAIL}
 
 
 def family(dataset: str) -> str:

@@ -11,8 +11,9 @@ from plusrl.data.readers import DataError, read_records
 from plusrl.data.schema import Record, UserContext
 
 BUILTIN = {"pets": ("train", "test"), "pets-ood": ("test",), "pets-val": ("validation",), "pets-val-prior": ("validation",),
-           "pets-val-agreed": ("validation",), "pets-val-overturn": ("validation",), "proxy-pets": ("train", "test"), "proxy-pets-ood": ("test",),
-           "pets-notes": ("train", "test"), "pets-notes-val": ("validation",)}
+           "pets-val-agreed": ("validation",), "pets-val-overturn": ("validation",), "pets-val-ood": ("validation",),
+           "proxy-pets": ("train", "test"), "proxy-pets-ood": ("test",), "pets-notes": ("train", "test"),
+           "pets-notes-val": ("validation",)}
 
 
 def load_split(dataset: str, split: str, context_type: str = "pairs") -> list[Record]:

@@ -65,7 +65,8 @@ class SummarizerConfig:
     instruction: Instruction = "paper"
     """paper: App. I.1's request for a short summary; stated: a request for the preference itself
     ("… which kind of pet does the user prefer? Answer … 'The user prefers X.'"), which a person
-    can read and edit (plusrl.data.prompts)."""
+    can read and edit; contrast: the same with what it is preferred over ("'The user prefers X over
+    Y.'"), as the Oracle's text states it (plusrl.data.prompts)."""
     instruction_text: str = ""
     """Your own words in place of the named instruction, written after the user's context (end
     with "Start your response with ##Summary" to have that header stripped). Empty: `instruction`."""
