@@ -85,6 +85,20 @@ def test_overturn_validation_scores_a_new_animal_above_the_top_one():
         {(liked, disliked) for liked, disliked in pets.VALIDATION_USERS["pets-val"]}
 
 
+def test_ood_validation_mirrors_pets_ood_on_new_animals():
+    """pets-val-ood: users who prefer a new animal over birds or the reverse, contexts and scored pair
+    between the two, as Pets-OOD's rabbit and bird users; no rabbits, no test facts."""
+    ood = pets.build_validation("pets-val-ood")
+    test_facts = {f for facts in pets.load_facts().values() for f in facts[pets.N_TRAIN_FACTS:]}
+    assert {r.meta["user_type"] for r in ood} == {"hamsters", "turtles", "birds"}
+    for record in ood:
+        liked, disliked = record.meta["user_type"], record.meta["disliked"]
+        assert "birds" in (liked, disliked) and record.meta["controversial"]
+        pairs = [*record.context, record]
+        assert all((_animal(p.chosen), _animal(p.rejected)) == (liked, disliked) for p in pairs)
+        assert not {p.chosen for p in pairs} & test_facts and "rabbit" not in record.oracle
+
+
 def test_pets_notes_gives_a_third_of_users_a_note_and_a_third_the_note_alone():
     from plusrl.data.pets import load_note_wordings, note_text
 

@@ -125,6 +125,8 @@ def test_an_instruction_in_your_own_words_replaces_the_named_one():
     context = "The user chose: Dogs bark. The user rejected: Cats purr."
     stated, own = (summarizer_prompt(context, "pets", "stated", words) for words in ("", "Name the animal."))
     assert stated.startswith(context) and "'The user prefers X.'" in stated
+    contrast = summarizer_prompt(context, "pets", "contrast")
+    assert contrast.startswith(context) and "'The user prefers X over Y.'" in contrast
     assert own == f"{context}\n\nName the animal."
     generic = summarizer_prompt(context, "dsp", "paper", "Name the style.")
     assert generic.endswith(f"{context}\n\nName the style.") and generic.startswith("In order to provide")
