@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=48)
     parser.add_argument("--model", default="", help="another summarizer LM (embedded name, folder or hub id)")
     parser.add_argument("--summary-start", action="append", default=[], help="repeatable; '' for none")
-    parser.add_argument("--instruction", action="append", default=[], help="repeatable: paper | stated")
+    parser.add_argument("--instruction", action="append", default=[], help="repeatable: paper | stated | contrast")
     parser.add_argument("--instruction-text", action="append", default=[], help="repeatable: your own instruction")
     parser.add_argument("--out", default="", help="also write every user's type and summary to this JSONL file")
     args = parser.parse_args()
