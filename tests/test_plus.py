@@ -2,6 +2,7 @@
 
 import json
 import math
+import random
 
 import pytest
 import torch
@@ -17,7 +18,8 @@ from plusrl.eval.runs import evaluate_run
 from plusrl.models.summarizer import Summarizer, SummarizerConfig, selected_logprobs
 from plusrl.training.checkpoint import latest_checkpoint
 from plusrl.training.configs import PlusConfig
-from plusrl.training.plus import build, train_plus
+from plusrl.training.losses import bradley_terry_loss
+from plusrl.training.plus import build, reward_update, score_pairs, train_plus
 
 TINY_PLUS = [
     "iterations=2",
@@ -276,6 +278,31 @@ def test_replay_keeps_teaching_restatements_during_co_training(tmp_path):
     replay = [row["policy/replay_nll"] for row in rows]
     assert len(replay) == 4 and all(math.isfinite(x) for x in replay)
     assert replay[-1] < 0.5 * replay[0], replay
+
+
+@pytest.mark.slow
+def test_written_notes_train_the_reward_model_on_peoples_own_words(tmp_path):
+    """With written_notes, each reward-model update also takes `rows` pairs of users who wrote a
+    note, drawn by seed and iteration (a resumed run draws the same) and scored under the note as
+    written: the update reads exactly those (pair, note) rows and lowers their loss."""
+    cfg = load_config(PlusConfig, None, [*TINY_PLUS, "written_notes.dataset=pets-notes", "written_notes.rows=16",
+                                         "rm_optim.lr=1e-4", "report_to=none", f"output_dir={tmp_path}"])
+    run = build(cfg)
+    assert len(run.written_notes) > 1000  # about two users in three of Pets' 1,970 wrote a note
+    assert all(pair.meta["user_type"] in note.lower() for pair, note in run.written_notes[:100])
+    drawn = random.Random(f"written-notes/{cfg.seed}/3").sample(run.written_notes, 16)
+    pairs, notes = (list(column) for column in zip(*drawn))
+
+    def loss_and_tokens():
+        run.reward_model.eval()
+        with torch.no_grad():
+            chosen, rejected, tokens = score_pairs(run.reward_model, run.reward_model, pairs, notes, run.prompts)
+        return bradley_terry_loss(chosen, rejected).item(), tokens
+
+    before, tokens = loss_and_tokens()
+    stats = reward_update(run, [], [], iteration=3)
+    assert stats["tokens/reward_model"] == cfg.rm_optim.epochs * tokens
+    assert loss_and_tokens()[0] < before
 
 
 @pytest.mark.slow

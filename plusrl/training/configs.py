@@ -175,6 +175,26 @@ class ReadingWarmupConfig:
 
 
 @dataclass
+class WrittenNotesConfig:
+    """Pairs conditioned on a person's own note, as written, mixed into every reward-model update.
+    A note is a summary the person wrote themselves, as an edit in the service is: trained on the
+    summarizer's statements alone, the reward model takes the first animal named in a person's words
+    ("Cats bore me; dogs never do." → cats); trained on notes in many wordings as well, it reads
+    them (docs/experiments.md)."""
+
+    dataset: str = ""
+    """Users whose context holds a note about themselves (pets-notes, or a path); their pairs are
+    scored under the note's text. Empty: the reward model reads summaries only (the paper's PLUS)."""
+    rows: int = 64
+    """Pairs of those users per iteration, drawn afresh each iteration (beside the iteration's
+    `rollout_batch_size × ppo.group` summaries)."""
+
+    def __post_init__(self):
+        if self.rows < 1:
+            raise ValueError(f"written_notes.rows must be ≥ 1, not {self.rows}")
+
+
+@dataclass
 class RunConfig:
     """What every training run has, whatever its trainer."""
 
@@ -266,7 +286,9 @@ class PlusConfig(RunConfig):
     """Supervised steps teaching the summarizer to read a person's own words, before iteration 0."""
     rm_optim: OptimConfig = field(default_factory=lambda: OptimConfig(batch_size=16))
     """Reward-model updates: `epochs` passes of Bradley-Terry steps over each iteration's fresh
-    summaries, `batch_size` pairs per step (global)."""
+    summaries (and written notes), `batch_size` pairs per step (global)."""
+    written_notes: WrittenNotesConfig = field(default_factory=WrittenNotesConfig)
+    """People's own notes as the reward model's conditioning, beside the summaries (off by default)."""
 
     def __post_init__(self):
         super().__post_init__()

@@ -28,7 +28,7 @@ from transformers import get_scheduler
 
 from plusrl.config import ConfigError
 from plusrl.data.registry import load_restatements, load_split
-from plusrl.data.schema import Record
+from plusrl.data.schema import Note, Record
 from plusrl.eval.readability import readability_rate
 from plusrl.methods import method_spec
 from plusrl.models.conditioning import build_conditionings
@@ -71,6 +71,7 @@ class PlusRun:
     actor: Updates | None  # None: the summarizer stays frozen (PLUS-untrained)
     rm: Updates | None  # None: the reward model stays static
     restatements: Restatements | None  # the reading warm-up's examples, when it or its replay is on
+    written_notes: list[tuple[Record, str]]  # (pair, the user's own note) for the reward model; [] when off
     start: int
 
     @property
@@ -140,7 +141,7 @@ def train_plus(cfg: PlusConfig, resume: bool = False) -> Path:
         # 7. M_φ Bradley-Terry updates of the reward model on the same fresh summaries (Eq. 3)
         clock = time.perf_counter()
         if run.rm is not None:
-            stats |= reward_update(run, pairs, rollout.texts)
+            stats |= reward_update(run, pairs, rollout.texts, iteration)
         stats["time/reward_model_update"] = time.perf_counter() - clock
 
         # 8. log, example summaries, checkpoint
@@ -188,6 +189,8 @@ def build(cfg: PlusConfig, resume: bool = False) -> PlusRun:
     if not spec.train_reward_model:
         reward_model.requires_grad_(False)
     n_summaries = cfg.rollout_batch_size * cfg.ppo.group
+    written_notes = load_written_notes(cfg.written_notes.dataset)
+    n_written = min(cfg.written_notes.rows, len(written_notes))
     actor = rm = None
     if spec.train_summarizer:
         ppo = cfg.ppo
@@ -200,13 +203,13 @@ def build(cfg: PlusConfig, resume: bool = False) -> PlusRun:
         actor = Updates(optimizer, cosine_schedule(optimizer, ppo.warmup_ratio, steps), policy, ppo.max_grad_norm)
     if spec.train_reward_model:
         rm = adamw_updates(reward_model, cfg.rm_optim, cfg.iterations * cfg.rm_optim.epochs
-                           * math.ceil(n_summaries / cfg.rm_optim.batch_size))
+                           * math.ceil((n_summaries + n_written) / cfg.rm_optim.batch_size))
     reading = cfg.reading_warmup
     restatements = Restatements(load_restatements(reading.restatements), random.Random(f"reading-warmup/{cfg.seed}")) \
         if reading.steps or reading.replay_coef else None
     summarizer_forward, reward_forward = ctx.accelerator.prepare(summarizer, reward_model)
     run = PlusRun(cfg, ctx, records, summarizer, reward_model, summarizer_forward, reward_forward, actor, rm,
-                  restatements, 0)
+                  restatements, written_notes, 0)
     for updates in run.updates.values():
         updates.optimizer, updates.scheduler = ctx.accelerator.prepare(updates.optimizer, updates.scheduler)
     run.start = ctx.start(lambda ckpt: ctx.load(ckpt, run.models, run.updates))
@@ -245,6 +248,18 @@ def restatement_loss(run: PlusRun) -> torch.Tensor:
         prefix = run.summarizer.prefill(prompt_ids, prompt_mask)
         logprobs, _ = run.summarizer_forward(prefix, torch.arange(len(contexts)), target_ids, target_mask)
         return summary_nll(logprobs, target_mask.float())
+
+
+def load_written_notes(dataset: str) -> list[tuple[Record, str]]:
+    """(the pair the reward model trains on, the user's note) for each training user of `dataset`
+    whose context holds a note; [] for no dataset."""
+    if not dataset:
+        return []
+    rows = [(record.for_reward_model(), note.text) for record in load_split(dataset, "train", "pairs")
+            for note in [next((item for item in record.context if isinstance(item, Note)), None)] if note]
+    if not rows:
+        raise ConfigError(f"written_notes.dataset={dataset!r}: no training user's context holds a note")
+    return rows
 
 
 @dataclass
@@ -355,11 +370,18 @@ def ppo_update(run: PlusRun, rollout: Rollout, advantages: torch.Tensor, value_t
     return stats
 
 
-def reward_update(run: PlusRun, pairs: list[Record], summaries: list[str]) -> dict:
-    """`rm_optim.epochs` passes of Bradley-Terry steps over the iteration's (pair, summary) rows."""
+def reward_update(run: PlusRun, pairs: list[Record], summaries: list[str], iteration: int) -> dict:
+    """`rm_optim.epochs` passes of Bradley-Terry steps over the iteration's (pair, summary) rows, and
+    (pair, note) rows of users who wrote a note when `written_notes` is on: their own words stand
+    where a summary would, as a person's edit does in the service."""
     accelerator, optim = run.ctx.accelerator, run.cfg.rm_optim
     run.reward_forward.train()
     pairs = [record.for_reward_model() for record in pairs]
+    if run.written_notes:  # drawn from the seed and iteration alone, so a resumed run draws the same
+        drawn = random.Random(f"written-notes/{run.cfg.seed}/{iteration}").sample(
+            run.written_notes, min(run.cfg.written_notes.rows, len(run.written_notes)))
+        mine = run.ctx.local_share(drawn)
+        pairs, summaries = pairs + [pair for pair, _ in mine], [*summaries, *(note for _, note in mine)]
     losses, tokens = [], 0
     for _ in range(optim.epochs):
         for idx in torch.randperm(len(pairs)).split(max(1, optim.batch_size // accelerator.num_processes)):

@@ -1,0 +1,130 @@
+"""Does a reward model taught on people's notes read their words as written?
+
+    python experiments/note_reading_rm.py RUN --steps 0      # the run's reward model as it is
+    python experiments/note_reading_rm.py RUN --steps 300    # + 300 Bradley-Terry steps, half on notes
+    python experiments/note_reading_rm.py RUN --steps 0 --composed-only   # composed notes alone
+
+Takes a trained PLUS run's reward model (with its calibrated guidance) and continues its
+Bradley-Terry training on Pets' training pairs, each conditioned on the user's stated summary
+("The user prefers dogs.") or, for a share of them, on a note in the training wordings
+(`pets_facts/notes/train.txt`) about the user's animal and the other. Prints the edit check as
+written (the statement is the conditioning text), by word order, on the validation wordings and
+animals and on the test ones, and accuracy on pets-val and pets-val-agreed with stated summaries,
+before and after. Nothing is written to the run.
+
+Also scored: notes composed from two clauses (`note_clauses/`, one about each animal, either order,
+joined as people join two statements: "I avoid horses, while hamsters rock."), about the
+validation animals and facts. No training wording is made this way, so it is a larger held-out
+set of wordings than the edit check's eight validation ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+from pathlib import Path
+
+import torch
+
+from plusrl.data.pets import load_note_wordings, load_validation_facts, note_text, stated_summary
+from plusrl.data.prompts import summary_conditioning
+from plusrl.data.registry import load_split
+from plusrl.eval.accuracy import score_responses
+from plusrl.eval.readability import VALIDATION_EDIT_PAIRS, EditCase, edit_cases, edit_following
+from plusrl.run_dir import RunDir
+from plusrl.training.losses import bradley_terry_loss
+from reading_warmup import CLAUSES, composed_wording  # this folder's script
+
+COMPOSED_NOTES = 64
+"""Composed notes per validation animal pair, each scored on four fact pairs."""
+
+
+def as_written(model):
+    def score(texts, prompts, responses):
+        return score_responses(model, [summary_conditioning(t) for t in texts], prompts, responses)
+    return score
+
+
+def stated_accuracy(model, dataset: str) -> float:
+    records = load_split(dataset, "validation", "pairs")
+    conditionings = [summary_conditioning(stated_summary(r.meta["user_type"])) for r in records]
+    chosen = score_responses(model, conditionings, [r.prompt for r in records], [r.chosen for r in records])
+    rejected = score_responses(model, conditionings, [r.prompt for r in records], [r.rejected for r in records])
+    return 100 * (chosen > rejected).float().mean().item()
+
+
+def composed_cases() -> list[EditCase]:
+    """Notes composed from a clause about each animal, on the validation animal pairs and facts."""
+    rng, facts = random.Random("note-reading-rm/composed"), load_validation_facts()
+    liked_clauses, disliked_clauses = ((CLAUSES / f"{kind}.txt").read_text(encoding="utf-8").splitlines()
+                                       for kind in ("liked", "disliked"))
+    cases = []
+    for x, y in VALIDATION_EDIT_PAIRS:
+        for _ in range(COMPOSED_NOTES):
+            template = composed_wording(rng, liked_clauses, disliked_clauses)
+            statement = note_text(template, x, y)
+            cases += [EditCase("composed", template, statement, x, y, facts[x][k], facts[y][k]) for k in range(4)]
+    return cases
+
+
+def report_composed(model) -> None:
+    edits = edit_following(as_written(model), composed_cases())
+    print(f"composed notes as written: {100 * edits['edit_following']:.1f} "
+          + str({k: round(100 * v, 1) for k, v in edits["by_order"].items()}))
+
+
+def report(model, label: str) -> None:
+    print(f"--- {label}")
+    report_composed(model)
+    for name, validation in (("validation", True), ("test", False)):
+        edits = edit_following(as_written(model), edit_cases(validation=validation))
+        print(f"edits as written, {name} wordings: {100 * edits['edit_following']:.1f} "
+              + str({k: round(100 * v, 1) for k, v in edits["by_order"].items()}))
+        weak = {t: round(100 * v, 1) for t, v in edits["by_statement"].items() if v < 0.95}
+        print(f"  below 95: {weak}")
+    for dataset in ("pets-val", "pets-val-agreed"):
+        print(f"{dataset}, stated summaries: {stated_accuracy(model, dataset):.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--note-share", type=float, default=0.5)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--composed-only", action="store_true", help="score the composed notes alone")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    model = RunDir(args.run).reward_model()
+    if args.composed_only:
+        report_composed(model)
+        return
+    report(model, "the run's reward model")
+    if not args.steps:
+        return
+    wordings, rng = load_note_wordings("train"), random.Random(0)
+    records = [r.for_reward_model() for r in load_split("pets", "train", "pairs")]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
+    model.train()
+    for step in range(args.steps):
+        batch = rng.sample(records, args.batch_size)
+        texts = []
+        for r in batch:
+            liked = r.meta["user_type"]
+            other = "cats" if liked == "dogs" else "dogs"
+            texts.append(note_text(rng.choice(wordings), liked, other) if rng.random() < args.note_share
+                         else stated_summary(liked))
+        enc = model.encode_pairs(batch, [summary_conditioning(t) for t in texts])
+        rewards = model(enc).float()
+        loss = bradley_terry_loss(rewards[: len(batch)], rewards[len(batch):])
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        if step % 50 == 0:
+            print(f"step {step}: loss {loss.item():.3f}")
+    report(model, f"after {args.steps} steps, note share {args.note_share}")
+
+
+if __name__ == "__main__":
+    main()
