@@ -224,7 +224,8 @@ def _pct(value: float | None) -> str:
 def _per_run_lines(facts_by_run: list[dict], eval_names: list[str]) -> list[str]:
     """A Markdown table with one row per run: seed by seed, what the mean ± std above hides."""
     header = ["run", "w", *eval_names, *(f"readable, {d}" for d in eval_names), "edits as written (liked first / second)",
-              "edits restated (liked first / second)", "validation wordings: edits restated (liked first / second)"]
+              "edits restated (liked first / second)", "validation wordings: edits as written (liked first / second)",
+              "validation wordings: edits restated (liked first / second)"]
     lines = ["## Every run", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for facts in facts_by_run:
         def edits(key, rates=facts):  # all wordings (liked animal named first / second)
@@ -236,6 +237,7 @@ def _per_run_lines(facts_by_run: list[dict], eval_names: list[str]) -> list[str]
             *(_pct(facts["accuracy"].get(d)) for d in eval_names),
             *(_pct(facts["readable"].get(d)) for d in eval_names),
             edits("edit_following"), edits("edit_following_restated"),
+            edits("edit_following", facts.get("validation", {})),
             edits("edit_following_restated", facts.get("validation", {}))]) + " |")
     return lines + [""]
 
