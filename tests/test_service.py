@@ -510,3 +510,9 @@ def test_the_page_saves_edits_the_way_the_run_follows_them_best(tmp_path):
     assert advice["default"] == "restated" and "70% as written, 97% restated" in advice["reason"]
     (run.checks_dir / "edit_following.json").write_text(json.dumps({"edit_following": 0.90, "restated": {"edit_following": 0.80}}))
     assert edit_advice(run)["default"] == "as written"
+    # made on the validation wordings when the check has them
+    (run.checks_dir / "edit_following.json").write_text(json.dumps({
+        "edit_following": 0.70, "restated": {"edit_following": 0.97},
+        "validation": {"edit_following": 1.0, "restated": {"edit_following": 0.75}}}))
+    advice = edit_advice(run)
+    assert advice["default"] == "as written" and "100% as written, 75% restated" in advice["reason"]

@@ -93,13 +93,15 @@ class Models:
 
 def edit_advice(run: RunDir | None) -> dict:
     """How a person's edit is best saved for this run's reward model: as written, or restated by its
-    summarizer first, whichever the run's edit-following check (eval/checks) found followed more often."""
+    summarizer first, whichever the run's edit-following check (eval/checks) found followed more often
+    on its validation wordings (on the test wordings in checks written before it had them)."""
     check = run.checks_dir / "edit_following.json" if run else None
     if check is None or not check.is_file():
         return {"default": "as written", "reason": "No edit-following check for this model yet: your words are "
                                                     "saved as you write them (run plusrl eval to check)."}
-    rates = json.loads(check.read_text())
-    written, restated = rates["edit_following"], rates.get("restated", {}).get("edit_following")
+    checked = json.loads(check.read_text())
+    checked = checked.get("validation", checked)  # the wordings designs are chosen on, when the check has them
+    written, restated = checked["edit_following"], checked.get("restated", {}).get("edit_following")
     best = "restated" if restated is not None and restated > written else "as written"
     shown = f"{100 * written:.0f}% as written" + ("" if restated is None else f", {100 * restated:.0f}% restated")
     return {"default": best, "as_written": written, "restated": restated,
