@@ -255,8 +255,11 @@ def load_written_notes(dataset: str) -> list[tuple[Record, str]]:
     whose context holds a note; [] for no dataset."""
     if not dataset:
         return []
-    rows = [(record.for_reward_model(), note.text) for record in load_split(dataset, "train", "pairs")
-            for note in [next((item for item in record.context if isinstance(item, Note)), None)] if note]
+    rows = []
+    for record in load_split(dataset, "train", "pairs"):
+        note = next((item for item in record.context if isinstance(item, Note)), None)
+        if note is not None:
+            rows.append((record.for_reward_model(), note.text))
     if not rows:
         raise ConfigError(f"written_notes.dataset={dataset!r}: no training user's context holds a note")
     return rows
