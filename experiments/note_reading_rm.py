@@ -31,18 +31,13 @@ from plusrl.data.prompts import summary_conditioning
 from plusrl.data.registry import load_split
 from plusrl.eval.accuracy import score_responses
 from plusrl.eval.readability import VALIDATION_EDIT_PAIRS, EditCase, edit_cases, edit_following
+from plusrl.eval.runs import written_scorer
 from plusrl.run_dir import RunDir
 from plusrl.training.losses import bradley_terry_loss
 from reading_warmup import CLAUSES, composed_wording  # this folder's script
 
 COMPOSED_NOTES = 64
 """Composed notes per validation animal pair, each scored on four fact pairs."""
-
-
-def as_written(model):
-    def score(texts, prompts, responses):
-        return score_responses(model, [summary_conditioning(t) for t in texts], prompts, responses)
-    return score
 
 
 def stated_accuracy(model, dataset: str) -> float:
@@ -67,19 +62,21 @@ def composed_cases() -> list[EditCase]:
     return cases
 
 
+def rates(edits: dict) -> str:
+    """"89.6 {'liked first': 95.3, 'liked second': 78.1}": an edit check's rate, overall and by word order."""
+    return f"{100 * edits['edit_following']:.1f} " + str({k: round(100 * v, 1) for k, v in edits["by_order"].items()})
+
+
 def report_composed(model) -> None:
-    edits = edit_following(as_written(model), composed_cases())
-    print(f"composed notes as written: {100 * edits['edit_following']:.1f} "
-          + str({k: round(100 * v, 1) for k, v in edits["by_order"].items()}))
+    print(f"composed notes as written: {rates(edit_following(written_scorer(model), composed_cases()))}")
 
 
 def report(model, label: str) -> None:
     print(f"--- {label}")
     report_composed(model)
     for name, validation in (("validation", True), ("test", False)):
-        edits = edit_following(as_written(model), edit_cases(validation=validation))
-        print(f"edits as written, {name} wordings: {100 * edits['edit_following']:.1f} "
-              + str({k: round(100 * v, 1) for k, v in edits["by_order"].items()}))
+        edits = edit_following(written_scorer(model), edit_cases(validation=validation))
+        print(f"edits as written, {name} wordings: {rates(edits)}")
         weak = {t: round(100 * v, 1) for t, v in edits["by_statement"].items() if v < 0.95}
         print(f"  below 95: {weak}")
     for dataset in ("pets-val", "pets-val-agreed"):

@@ -2,7 +2,6 @@
 
 import json
 import math
-import random
 
 import pytest
 import torch
@@ -288,9 +287,10 @@ def test_written_notes_train_the_reward_model_on_peoples_own_words(tmp_path):
     cfg = load_config(PlusConfig, None, [*TINY_PLUS, "written_notes.dataset=pets-notes", "written_notes.rows=16",
                                          "rm_optim.lr=1e-4", "report_to=none", f"output_dir={tmp_path}"])
     run = build(cfg)
-    assert len(run.written_notes) > 1000  # about two users in three of Pets' 1,970 wrote a note
-    assert all(pair.meta["user_type"] in note.lower() for pair, note in run.written_notes[:100])
-    drawn = random.Random(f"written-notes/{cfg.seed}/3").sample(run.written_notes, 16)
+    assert len(run.written_notes.rows) > 1000  # about two users in three of Pets' 1,970 wrote a note
+    assert all(pair.meta["user_type"] in note.lower() for pair, note in run.written_notes.rows[:100])
+    drawn = run.written_notes.draw(3)
+    assert len(drawn) == 16 and drawn == run.written_notes.draw(3) != run.written_notes.draw(4)
     pairs, notes = (list(column) for column in zip(*drawn))
 
     def loss_and_tokens():

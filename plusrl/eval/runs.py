@@ -51,13 +51,17 @@ def evaluate_run(run_dir: Path, datasets: list[str] | None = None, max_records: 
         metrics |= {"method": cfg.method}
         results.append(metrics)
     if method.conditioning in ("oracle", "summary") and prompts == "pets":  # statements about animals
-        as_written = summary_conditioning if method.conditioning == "summary" else str
-
-        def score(texts, prompts, responses):
-            return score_responses(model, [as_written(t) for t in texts], prompts, responses)
-
+        score = written_scorer(model, summary_conditioning if method.conditioning == "summary" else str)
         _check_edits(run, score, summarizer, prompts, model.guidance_weight)
     return results
+
+
+def written_scorer(model, conditioning=summary_conditioning):
+    """`score(statements, prompts, responses)` for `edit_following`: the rewards with each statement
+    given to the reward model as written, in the conditioning its method reads (a summary's, or as is)."""
+    def score(texts, prompts, responses):
+        return score_responses(model, [conditioning(t) for t in texts], prompts, responses)
+    return score
 
 
 def _check_edits(run: RunDir, score, summarizer, prompts: str, guidance_weight: float) -> None:

@@ -71,7 +71,7 @@ class PlusRun:
     actor: Updates | None  # None: the summarizer stays frozen (PLUS-untrained)
     rm: Updates | None  # None: the reward model stays static
     restatements: Restatements | None  # the reading warm-up's examples, when it or its replay is on
-    written_notes: list[tuple[Record, str]]  # (pair, the user's own note) for the reward model; [] when off
+    written_notes: WrittenNotes | None  # people's own notes for the reward model, when written_notes is on
     start: int
 
     @property
@@ -189,8 +189,8 @@ def build(cfg: PlusConfig, resume: bool = False) -> PlusRun:
     if not spec.train_reward_model:
         reward_model.requires_grad_(False)
     n_summaries = cfg.rollout_batch_size * cfg.ppo.group
-    written_notes = load_written_notes(cfg.written_notes.dataset)
-    n_written = min(cfg.written_notes.rows, len(written_notes))
+    written_notes = load_written_notes(cfg.written_notes.dataset, cfg.written_notes.rows, cfg.seed)
+    n_written = written_notes.per_iteration if written_notes else 0
     actor = rm = None
     if spec.train_summarizer:
         ppo = cfg.ppo
@@ -250,19 +250,32 @@ def restatement_loss(run: PlusRun) -> torch.Tensor:
         return summary_nll(logprobs, target_mask.float())
 
 
-def load_written_notes(dataset: str) -> list[tuple[Record, str]]:
+def load_written_notes(dataset: str, rows: int, seed: int) -> WrittenNotes | None:
     """(the pair the reward model trains on, the user's note) for each training user of `dataset`
-    whose context holds a note; [] for no dataset."""
+    whose context holds a note, `rows` of them drawn per iteration; None for no dataset."""
     if not dataset:
-        return []
-    rows = []
+        return None
+    noted = []
     for record in load_split(dataset, "train", "pairs"):
         note = next((item for item in record.context if isinstance(item, Note)), None)
         if note is not None:
-            rows.append((record.for_reward_model(), note.text))
-    if not rows:
+            noted.append((record.for_reward_model(), note.text))
+    if not noted:
         raise ConfigError(f"written_notes.dataset={dataset!r}: no training user's context holds a note")
-    return rows
+    return WrittenNotes(noted, min(rows, len(noted)), seed)
+
+
+@dataclass
+class WrittenNotes:
+    """(pair, the user's own note) rows, and the ones each iteration's reward-model update takes."""
+
+    rows: list[tuple[Record, str]]
+    per_iteration: int
+    seed: int
+
+    def draw(self, iteration: int) -> list[tuple[Record, str]]:
+        """Drawn from the seed and iteration alone, so a resumed run draws the same."""
+        return random.Random(f"written-notes/{self.seed}/{iteration}").sample(self.rows, self.per_iteration)
 
 
 @dataclass
@@ -380,10 +393,8 @@ def reward_update(run: PlusRun, pairs: list[Record], summaries: list[str], itera
     accelerator, optim = run.ctx.accelerator, run.cfg.rm_optim
     run.reward_forward.train()
     pairs = [record.for_reward_model() for record in pairs]
-    if run.written_notes:  # drawn from the seed and iteration alone, so a resumed run draws the same
-        drawn = random.Random(f"written-notes/{run.cfg.seed}/{iteration}").sample(
-            run.written_notes, min(run.cfg.written_notes.rows, len(run.written_notes)))
-        mine = run.ctx.local_share(drawn)
+    if run.written_notes:
+        mine = run.ctx.local_share(run.written_notes.draw(iteration))
         pairs, summaries = pairs + [pair for pair, _ in mine], [*summaries, *(note for _, note in mine)]
     losses, tokens = [], 0
     for _ in range(optim.epochs):
