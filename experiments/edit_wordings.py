@@ -17,6 +17,8 @@ goldfish/turtles), where designs may be chosen, three ways:
   summarizer? It restates each statement as "The user prefers X." after six worked examples on
   other animals (half name the disliked animal first), and the run's reward model reads that.
   `restated right` is the share of restatements that name the liked animal and not the other.
+- `--zero-shot-restater MODEL` (with `--run`): the same with `MODEL` untrained, asked as the Pets
+  summarizer is ("… which kind of pet does the user prefer? Answer in one sentence …").
 
 Each at guidance w = 1 and at the run's calibrated w when it has one. `--test` adds the test
 wordings; leave it off while choosing.
@@ -24,6 +26,7 @@ wordings; leave it off while choosing.
     python experiments/edit_wordings.py --run runs/pets/full/pets-pairs-plus-seed0 [--run …] [--test]
     python experiments/edit_wordings.py --oracle-phrasing mixed --seed 0 --out runs/probes/edit-wordings
     python experiments/edit_wordings.py --run RUN --few-shot-restater smollm2-135m --few-shot-restater gemma3-270m
+    python experiments/edit_wordings.py --run RUN --zero-shot-restater qwen2.5-coder-1.5b
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from plusrl.eval.guidance import RunConditionings
 from plusrl.eval.readability import edit_cases, edit_following
 from plusrl.methods import method_config, train
 from plusrl.models.loader import load_causal_lm, load_tokenizer
+from plusrl.models.summarizer import Summarizer, SummarizerConfig
 from plusrl.run_dir import RunDir
 
 ORACLE_PHRASINGS = {  # {x} liked, {y} not; users take the phrasings in turn
@@ -74,6 +78,14 @@ def few_shot_restate(model: str, statements: tuple[str, ...]) -> list[str]:
     return restated
 
 
+@functools.cache
+def zero_shot_restate(model: str, prompts: str, statements: tuple[str, ...]) -> list[str]:
+    """Restatements by `model` untrained, asked as the Pets summarizer is (`instruction: stated`), greedily."""
+    summarizer = Summarizer(SummarizerConfig(model=model, lora_rank=0, instruction="stated", stop_at_sentence_end=True,
+                                             max_summary_tokens=24)).eval()
+    return summarizer.restate(list(statements), prompts)
+
+
 def rephrased_pets(phrasing: str, out: Path) -> Path:
     """Pets train/test with each oracle text rephrased (the user types are dogs and cats)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -88,7 +100,8 @@ def rephrased_pets(phrasing: str, out: Path) -> Path:
     return out
 
 
-def measure(run_dir: str, test: bool, restate_instruction: str = "", few_shot_restaters: list[str] = ()) -> dict:
+def measure(run_dir: str, test: bool, restate_instruction: str = "", few_shot_restaters: list[str] = (),
+            zero_shot_restaters: list[str] = ()) -> dict:
     run = RunDir(run_dir)
     conditionings = RunConditionings(run)
     if restate_instruction and conditionings.summarizer is not None:
@@ -105,6 +118,8 @@ def measure(run_dir: str, test: bool, restate_instruction: str = "", few_shot_re
     for name, cases in [("validation", edit_cases(validation=True))] + ([("test", edit_cases())] if test else []):
         statements = tuple(dict.fromkeys(c.statement for c in cases))
         restaters = {f"restated few-shot by {lm}": functools.partial(few_shot_restate, lm) for lm in few_shot_restaters}
+        restaters |= {f"restated zero-shot by {lm}": functools.partial(zero_shot_restate, lm, conditionings.cfg.data.prompts)
+                      for lm in zero_shot_restaters}
         if conditionings.summarizer is not None:
             summarizer, prompts = conditionings.summarizer, conditionings.cfg.data.prompts
             restaters = {"restated": lambda texts: summarizer.restate(list(texts), prompts)} | restaters
@@ -130,6 +145,8 @@ def main() -> None:
                         help="restate with these words in place of the instruction the summarizer was trained with")
     parser.add_argument("--few-shot-restater", action="append", default=[],
                         help="an LM (embedded name, folder or hub id) to restate with worked examples (repeatable)")
+    parser.add_argument("--zero-shot-restater", action="append", default=[],
+                        help="an LM (embedded name, folder or hub id) to restate, untrained, as the summarizer is asked")
     args = parser.parse_args()
     runs = list(args.run)
     if args.oracle_phrasing:
@@ -142,7 +159,7 @@ def main() -> None:
                 "data.calibration_datasets=[]"]))
         runs.append(str(run))
     for run in runs:
-        result = measure(run, args.test, args.restate_instruction, args.few_shot_restater)
+        result = measure(run, args.test, args.restate_instruction, args.few_shot_restater, args.zero_shot_restater)
         summary = {key: round(value["edit_following"], 3) for key, value in result.items() if isinstance(value, dict)}
         summary |= {f"{key}: restated right": round(value["restated_right"], 3) for key, value in result.items()
                     if isinstance(value, dict) and "restated_right" in value}

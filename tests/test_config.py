@@ -68,6 +68,7 @@ def test_missing_recipe(tmp_path):
         (["method=oracle", "reward_model.pooling=max"], "pooling must be auto, mean or last"),
         (["method=plsu"], "unknown method 'plsu'; choose from btl, dpl"),
         (["method=vpl", "latent_noise_scale=-1"], "latent_noise_scale must be >= 0"),
+        (["method=plus", "summarizer.copy_block_tokens=1"], "copy_block_tokens must be 0 (off) or at least 2"),
         (["method=plus", "iterations=4", "freeze_summarizer_iterations=4"],
          "freeze_summarizer_iterations must be in [0, iterations=4)"),
     ],

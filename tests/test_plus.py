@@ -14,7 +14,7 @@ from plusrl.data.schema import PreferencePair
 from plusrl.eval.readability import readability_rate
 from plusrl.eval.readability import edit_cases
 from plusrl.eval.runs import evaluate_run
-from plusrl.models.summarizer import Summarizer, SummarizerConfig, selected_logprobs
+from plusrl.models.summarizer import Summarizer, SummarizerConfig, _CopiedContinuations, selected_logprobs
 from plusrl.training.checkpoint import latest_checkpoint
 from plusrl.training.configs import PlusConfig
 from plusrl.training.losses import bradley_terry_loss
@@ -66,6 +66,32 @@ def test_a_summary_can_end_at_its_first_line_or_sentence():
     ids = tokenizer.encode("##Summary\nThe user prefers dogs. Dogs are loyal.\n", add_special_tokens=False)
     ends = [bool(summarizer._ends_summary([torch.tensor([[i]]) for i in ids[: k + 1]])) for k in range(len(ids))]
     assert tokenizer.decode(ids[: ends.index(True) + 1]) == "##Summary\nThe user prefers dogs."
+
+
+def test_a_greedy_summary_with_a_copy_block_repeats_no_run_of_prompt_tokens():
+    copied = _CopiedContinuations(torch.tensor([[0, 5, 6, 7, 5, 6, 8]]), torch.tensor([[0, 1, 1, 1, 1, 1, 1]]), n=3)
+    log_policy = torch.zeros(1, 10)
+    # after 5, 6 the prompt goes on with 7 and with 8: a third token of either would copy it
+    assert copied.block(log_policy, [torch.tensor([[5]]), torch.tensor([[6]])]).isinf().nonzero()[:, 1].tolist() == [7, 8]
+    assert not copied.block(log_policy, [torch.tensor([[6]]), torch.tensor([[5]])]).isinf().any()  # 6, 5 is no run
+    assert not copied.block(log_policy, [torch.tensor([[5]])]).isinf().any()  # too short to copy yet
+
+    records = load_split("pets", "test")[1:4]  # users whose summary, with the paper's instruction, copies a fact
+    summarizer = Summarizer(SummarizerConfig(lora_rank=0, max_summary_tokens=24))
+    prompt_ids, prompt_mask = summarizer.batch_prompts(records, "pets")
+
+    def longest_copy(rollout) -> int:  # the longest run of summary tokens found in its prompt
+        longest = 0
+        for prompt, mask, ids, kept in zip(prompt_ids, prompt_mask, rollout.summary_ids, rollout.summary_mask):
+            prompt, ids = prompt[mask.bool()].tolist(), ids[kept.bool()].tolist()
+            runs = [n for start in range(len(ids)) for n in range(1, len(ids) - start + 1)
+                    if any(prompt[i : i + n] == ids[start : start + n] for i in range(len(prompt) - n + 1))]
+            longest = max([longest, *runs])
+        return longest
+
+    assert longest_copy(summarizer.generate(prompt_ids, prompt_mask, sample=False, with_values=False)) >= 4
+    summarizer.config.copy_block_tokens = 4
+    assert longest_copy(summarizer.generate(prompt_ids, prompt_mask, sample=False, with_values=False)) == 3
 
 
 def test_oldest_context_items_are_dropped_to_fit_the_window():

@@ -54,6 +54,12 @@ class SummarizerConfig:
     that PPO's ratio compares the policy that sampled. Evaluation and serving decode greedily."""
     top_p: float = 1.0
     """Nucleus sampling of training rollouts (1: off)."""
+    copy_block_tokens: int = 0
+    """Greedy summaries (evaluation, serving, restating) never repeat this many tokens in a row
+    from their prompt (0: off), as summarization systems block repeated n-grams. For users unlike
+    any seen in training, a 135M summarizer falls back on copying a context sentence after its
+    statement ("The user prefers Birds like swifts can stay airborne …"). Training rollouts are
+    sampled without the block: PPO's ratio is taken against the unconstrained policy."""
     lora_rank: int = 16
     """0 fine-tunes every weight."""
     lora_alpha: int = 32
@@ -70,6 +76,11 @@ class SummarizerConfig:
     instruction_text: str = ""
     """Your own words in place of the named instruction, written after the user's context (end
     with "Start your response with ##Summary" to have that header stripped). Empty: `instruction`."""
+
+    def __post_init__(self):
+        if self.copy_block_tokens == 1 or self.copy_block_tokens < 0:
+            raise ValueError(f"copy_block_tokens must be 0 (off) or at least 2 (1 would ban every prompt token), "
+                             f"not {self.copy_block_tokens}")
 
 
 @dataclass
@@ -271,10 +282,14 @@ class Summarizer(TrainedWeights, nn.Module):
         done = torch.zeros(len(rows), dtype=torch.bool, device=self.device)
         last = torch.full((len(rows),), n_steps, device=self.device)  # the step of each summary's last token
         tokens, logprobs, values = [], [], []
+        copied = None if sample or not self.config.copy_block_tokens else _CopiedContinuations(
+            prompt_ids[rows], prefix.prompt_mask[rows], self.config.copy_block_tokens)
         for step in range(n_steps):
             out = self.lm(input_ids=token, attention_mask=attention, position_ids=position, cache=cache,
                           output_hidden_states=with_values)
             log_policy = self._log_policy(out.logits[:, -1])
+            if copied is not None:
+                log_policy = copied.block(log_policy, tokens)
             if sample:
                 scores = log_policy if top_p is None else top_p(None, log_policy)
                 token = torch.multinomial(scores.softmax(-1), 1)
@@ -352,6 +367,32 @@ class Summarizer(TrainedWeights, nn.Module):
         read. A small reward model reads "I can't stand cats" as a mention of cats; the summarizer,
         an instruction-tuned LM, reads it as a dislike ("The user prefers dogs.")."""
         return self.summarize([UserContext(context=[Note(text=s)]) for s in statements], dataset)
+
+
+class _CopiedContinuations:
+    """For each row, the token that would make its newest `n` tokens a run of its prompt's tokens."""
+
+    def __init__(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, n: int):
+        self.n = n
+        self.follow = []  # per row: run of n - 1 prompt tokens → the tokens that follow it in the prompt
+        for ids, mask in zip(prompt_ids.tolist(), prompt_mask.tolist()):
+            prompt = [token for token, real in zip(ids, mask) if real]
+            follow: dict[tuple[int, ...], list[int]] = {}
+            for start in range(len(prompt) - n + 1):
+                follow.setdefault(tuple(prompt[start : start + n - 1]), []).append(prompt[start + n - 1])
+            self.follow.append(follow)
+
+    def block(self, log_policy: torch.Tensor, tokens: list[torch.Tensor]) -> torch.Tensor:
+        """`log_policy` with the copying continuations of each row's summary so far set to -inf."""
+        if len(tokens) < self.n - 1:
+            return log_policy
+        recent = torch.cat(tokens[-(self.n - 1):], dim=1).tolist()
+        blocked = [(row, token) for row, key in enumerate(recent) for token in self.follow[row].get(tuple(key), ())]
+        if not blocked:
+            return log_policy
+        rows, banned = zip(*blocked)
+        index = torch.tensor(rows, device=log_policy.device), torch.tensor(banned, device=log_policy.device)
+        return log_policy.index_put(index, torch.tensor(float("-inf"), device=log_policy.device))
 
 
 class _SelectedLogProbs(torch.autograd.Function):
