@@ -6,7 +6,8 @@ time."), which the readability check counts as a copy. `summarizer.copy_block_to
 a greedy summary to repeat n tokens in a row from its prompt. This probe re-summarizes held-out
 users of trained runs with each n given (0: as trained and evaluated), at each run's calibrated
 guidance weight, and reports per run: readable summaries, accuracy, and the edit-following check
-restated by the summarizer (a person's note is a prompt too). Validation sets and wordings, or
+restated by the summarizer (a person's note is a prompt too); the JSON keeps every summary, to read
+what the block wrote instead of each copy. Validation sets and wordings, or
 with `--test` the test ones instead:
 
     python experiments/copy_block.py --run runs/pets/full/pets-pairs-plus-seed0 [--run …] --n 0 --n 4 --n 6
@@ -46,9 +47,7 @@ def measure(run_dir: str, blocks: list[int], test: bool) -> dict:
             chosen, rejected, _ = score_pairs(model, records, build_conditionings(cfg.method, records, cfg.data.prompts,
                                                                                    summaries))
             result[f"n={n}, {spec}"] = {"accuracy": (chosen > rejected).float().mean().item(),
-                                        "readable": readability_rate(summaries, records),
-                                        "unreadable examples": sorted({s for s, r in zip(summaries, records)
-                                                                       if readability_rate([s], [r]) == 0})[:8]}
+                                        "readable": readability_rate(summaries, records), "summaries": summaries}
         for name, cases in [("test", edit_cases())] if test else [("validation", edit_cases(validation=True))]:
             edits = edit_following(score, cases, restate=lambda texts: summarizer.restate(texts, cfg.data.prompts))
             result[f"n={n}, edits restated, {name} wordings"] = {"edit_following": edits["edit_following"],

@@ -56,10 +56,11 @@ class SummarizerConfig:
     """Nucleus sampling of training rollouts (1: off)."""
     copy_block_tokens: int = 0
     """Greedy summaries (evaluation, serving, restating) never repeat this many tokens in a row
-    from their prompt (0: off), as summarization systems block repeated n-grams. For users unlike
-    any seen in training, a 135M summarizer falls back on copying a context sentence after its
-    statement ("The user prefers Birds like swifts can stay airborne …"). Training rollouts are
-    sampled without the block: PPO's ratio is taken against the unconstrained policy."""
+    from their prompt (0: off), as summarization systems block repeated n-grams. Training rollouts
+    are sampled without the block: PPO's ratio is taken against the unconstrained policy. Off in
+    the recipes: where the Pets summarizer runs its statement on into a copied context fact, the
+    block makes it write the fact with a word changed ("… Birds bob their heads to judge
+    distance."), not stop (docs/experiments.md)."""
     lora_rank: int = 16
     """0 fine-tunes every weight."""
     lora_alpha: int = 32
