@@ -1,0 +1,96 @@
+"""Which leg of PLUS fails on DSP: the summaries, or the reward model that reads them?
+
+A run's eval predictions hold, for each held-out user, the summary the summarizer wrote and whether
+the run's reward model ranked the user's pair right under it. This splits that accuracy by what the
+summary names (plusrl.eval.readability.named_styles): the user's own style, the style of the
+rejected answer, another style, or none. A reward model that follows summaries is right more often
+under one naming the user's style than under one naming the rejected style.
+
+`--reward-model RUN` re-scores the same pairs with another run's reward model (an Oracle run, whose
+reward model learnt what each style description is worth), under each summary and under the user's
+oracle text, both given as that reward model was trained: the text alone, no summary template. It
+asks whether the summaries would carry the preference to a reward model that reads style words.
+
+    python experiments/dsp_summary_reading.py runs/dsp-qwen1.5b/plus-style-start-seed0 --split test \
+        --reward-model runs/dsp-oracle-seed0 --out report/experiments/dsp-summary-reading.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+from pathlib import Path
+
+import torch
+
+from plusrl.data.registry import load_split
+from plusrl.eval.readability import named_styles
+from plusrl.run_dir import RunDir
+
+KINDS = ("names the user's style", "names the rejected style", "names another style", "names no style")
+
+
+def summary_kind(summary: str, meta: dict) -> str:
+    """What the summary names most: the user's style, the rejected answer's style, another, or none."""
+    counts = named_styles(summary)
+    top = max(counts.values())
+    if top == 0:
+        return KINDS[3]
+    leaders = [domain for domain, n in counts.items() if n == top]
+    if leaders == [meta["user_type"]]:
+        return KINDS[0]
+    return KINDS[1] if meta["rejected_type"] in leaders else KINDS[2]
+
+
+@torch.no_grad()
+def ranks_right(reward_model, texts: list[str], records: list, batch_size: int = 32) -> list[bool]:
+    """Whether r(chosen | text) > r(rejected | text) for each record, the text given as is."""
+    right = []
+    for start in range(0, len(records), batch_size):
+        chunk, conditioning = records[start : start + batch_size], texts[start : start + batch_size]
+        prompts = [r.prompt for r in chunk]
+        chosen = reward_model.score(conditioning, prompts, [r.chosen for r in chunk]).float()
+        rejected = reward_model.score(conditioning, prompts, [r.rejected for r in chunk]).float()
+        right += (chosen > rejected).flatten().tolist()
+    return right
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run", help="a PLUS run folder whose eval/ holds DSP predictions")
+    parser.add_argument("--dataset", default="data/dsp")
+    parser.add_argument("--split", default="validation", choices=["validation", "test"])
+    parser.add_argument("--reward-model", default="", help="another run whose reward model re-scores the pairs")
+    parser.add_argument("--out", default="")
+    args = parser.parse_args()
+
+    name = Path(args.dataset).name + ("@validation" if args.split == "validation" else "")
+    predictions = [json.loads(line) for line in (Path(args.run) / "eval" / f"{name}.predictions.jsonl").open()]
+    kinds = [summary_kind(p["summary"], p["meta"]) for p in predictions]
+    columns = {"the run's reward model": [p["correct"] for p in predictions]}
+
+    if args.reward_model:
+        records = {r.user_id: r for r in load_split(args.dataset, args.split)}
+        ordered = [records[p["user_id"]] for p in predictions]
+        reward_model = RunDir(Path(args.reward_model)).reward_model().eval()
+        columns["--reward-model, under the summary"] = ranks_right(reward_model, [p["summary"] for p in predictions], ordered)
+        columns["--reward-model, under the oracle text"] = ranks_right(reward_model, [r.oracle for r in ordered], ordered)
+
+    table = collections.defaultdict(dict)
+    for kind in (*KINDS, "all"):
+        rows = [i for i, k in enumerate(kinds) if kind in ("all", k)]
+        for column, right in columns.items():
+            table[kind][column] = round(100 * sum(right[i] for i in rows) / len(rows), 1) if rows else None
+        table[kind]["users"] = len(rows)
+    print(f"{'summary':28s} {'users':>5s}  " + "  ".join(columns))
+    for kind, row in table.items():
+        print(f"{kind:28s} {row['users']:5d}  " + "  ".join(f"{row[c]!s:>{len(c)}s}" for c in columns))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps({"run": args.run, "split": args.split, "reward_model": args.reward_model,
+                                              "accuracy_by_summary": table}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
