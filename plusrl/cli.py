@@ -148,7 +148,7 @@ def _data_build_dsp(args: argparse.Namespace) -> None:
     from plusrl.data import dsp
 
     items = dsp.read_items(args.source)
-    splits = dsp.build(items, seed=args.seed, k_context=args.k_context)
+    splits = dsp.build(items, seed=args.seed, k_context=args.k_context, notes=args.notes)
     queries = {split: len({r.meta["query_index"] for r in records}) for split, records in splits.items()}
     print(f"{args.source}: {len(items)} queries split by query into " + ", ".join(f"{n} {s}" for s, n in queries.items()))
     _write_splits(splits, args.out)
@@ -407,6 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", required=True)
     q.add_argument("--seed", type=int, default=0, help="seed of the query split and of the context draws")
     q.add_argument("--k-context", type=int, default=3, help="past pairs of the same user type per record")
+    q.add_argument("--notes", action="store_true", help="open each training user's context with a note in their "
+                                                         "own words about the style they like (for written_notes)")
     q.set_defaults(func=_data_build_dsp)
 
     q = data_sub.add_parser("export", help="write a dataset split in another project's format")

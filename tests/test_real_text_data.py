@@ -10,6 +10,7 @@ from plusrl.data.readers import DataError, read_records
 from plusrl.data.registry import load_split
 from plusrl.data.schema import Note, PreferencePair
 from plusrl.eval.readability import names_style, readability_rate
+from plusrl.training.plus import load_written_notes
 
 DSP_FIXTURE = "tests/fixtures/dsp/domain_specific_preference.sample.json"
 AUTHORS_FIXTURE = "tests/fixtures/plus_authors"
@@ -42,6 +43,20 @@ def test_dsp_splits_by_query_and_labels_each_pair_by_the_users_domain():
     # query 5's empty business answer (3 of the business user, 3 of the others against it)
     assert 5 in queries["test"] and len(splits["test"]) == 36 - 6
     assert dsp.build(items, seed=0, k_context=1)["test"] == splits["test"]  # seeded
+
+
+def test_dsp_notes_open_training_contexts_with_the_users_own_description_and_change_nothing_else(tmp_path):
+    items = dsp.read_items(DSP_FIXTURE)
+    plain, noted = dsp.build(items, seed=0, k_context=1), dsp.build(items, seed=0, k_context=1, notes=True)
+    assert noted["test"] == plain["test"] and noted["validation"] == plain["validation"]
+    for before, after in zip(plain["train"], noted["train"], strict=True):
+        note, *pairs = after.context
+        assert note.text in dsp.NOTES[after.meta["user_type"]]
+        assert pairs == before.context and after.model_copy(update={"context": pairs}) == before
+    # what the reward model reads under written_notes: each training user's pair under their note
+    assert main(["data", "build-dsp", "--source", DSP_FIXTURE, "--out", str(tmp_path), "--k-context", "1", "--notes"]) == 0
+    rows = load_written_notes(str(tmp_path), rows=4, seed=0).rows
+    assert [note for _, note in rows] == [r.context[0].text for r in noted["train"]]
 
 
 def test_dsp_input_errors_name_the_item_and_field(tmp_path):

@@ -15,6 +15,10 @@ DSP authors' rule); nothing else is labelled.
   domain's, so the context shows the style the user picks.
 - Oracle text per domain, in the spirit of PLUS App. I.2 ("I prefer ... Now based on this
   information about myself, here's a new question:").
+- Notes (`build(notes=True)`, `plusrl data build-dsp --notes`): each training user's context also
+  opens with a note about themselves in their own words, one of `NOTES[domain]`, so that a reward
+  model trained on them (`written_notes`) learns what a description of a style is worth.
+  Validation and test users keep their pairs alone.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import random
 from pathlib import Path
 
 from plusrl.data.readers import DataError
-from plusrl.data.schema import PreferencePair, Record
+from plusrl.data.schema import Note, PreferencePair, Record
 
 DOMAINS = ("academy", "business", "entertainment", "literature")
 REFERENCE = "normal"  # Alpaca's own answer: no domain's voice
@@ -37,6 +41,30 @@ ORACLE = {
                      "and fun, speaking to me like a friend.",
     "literature": "I prefer answers written like a writer of literature: poetic and imaginative, rich in imagery, "
                   "metaphor and storytelling.",
+}
+# A person's own description of the style they like, several wordings each: direct and negated
+# ("Casual chatter annoys me"), by role ("I run a company"), by example ("like a talk-show host").
+NOTES = {
+    "academy": ("I'm a researcher: I want answers that read like a paper, precise, formal and backed by evidence.",
+                "Please be scholarly with me. Cite the research, define your terms, keep the tone formal.",
+                "Casual chatter annoys me; give me rigorous, analytical explanations like a professor would.",
+                "I like academic writing: careful analysis and technical vocabulary, not jokes or poetry.",
+                "answer as an academic would - structured, evidence-based, with precise terminology"),
+    "business": ("I run a company, so give me the practical bottom line: costs, markets, next steps.",
+                 "Keep it businesslike: strategy, returns and actionable advice, no flowery language.",
+                 "I want answers like a consultant's brief, concise and results-oriented, focused on what to do.",
+                 "Talk to me like a manager would: efficiency, profit and clear action items.",
+                 "no stories or jokes please; I care about the commercial angle and what it means for a business"),
+    "entertainment": ("Make me laugh! I like answers that are fun, casual and full of jokes.",
+                      "Talk to me like a friend would: relaxed, playful, enthusiastic.",
+                      "Dry, formal answers bore me; I want humour and a bit of showbiz energy.",
+                      "I enjoy a chatty, entertaining tone with pop-culture references.",
+                      "keep it light and lively, like a talk-show host"),
+    "literature": ("I love answers that read like a story, full of imagery and metaphor.",
+                   "Write to me poetically; vivid, imaginative language moves me.",
+                   "Plain facts feel flat to me: give me lyrical prose and storytelling.",
+                   "I prefer the voice of a novelist, descriptive and emotional, rich in imagery.",
+                   "answer like a poet would, with metaphors and beautiful phrasing"),
 }
 ORACLE_TAIL = " Now based on this information about myself, here's a new question:"
 SPLIT_FRACTIONS = {"test": 0.2, "validation": 0.1}  # of the queries; the rest is train
@@ -78,8 +106,10 @@ def _rivals(responses: dict[str, str], domain: str, with_reference: bool) -> lis
     return [r for r in rivals if responses[domain].strip() and responses[r].strip()]
 
 
-def build(items: list[tuple[str, dict[str, str]]], seed: int = 0, k_context: int = 3) -> dict[str, list[Record]]:
-    """{'train', 'validation', 'test'} records, split by query."""
+def build(items: list[tuple[str, dict[str, str]]], seed: int = 0, k_context: int = 3,
+          notes: bool = False) -> dict[str, list[Record]]:
+    """{'train', 'validation', 'test'} records, split by query; with `notes`, each training user's
+    context opens with a note from NOTES (the records are otherwise the same as without)."""
     if k_context < 1:
         raise DataError(f"k_context must be at least 1, got {k_context}")
     rng = random.Random(seed)
@@ -111,4 +141,10 @@ def build(items: list[tuple[str, dict[str, str]]], seed: int = 0, k_context: int
                               "query_index": q}))
         rng.shuffle(records)
         out[split] = records
+    if notes:
+        # a generator of its own, so the split and the contexts are those of the same seed without notes
+        note_rng = random.Random(f"dsp-notes/{seed}")
+        out["train"] = [record.model_copy(update={"context": [Note(text=note_rng.choice(NOTES[record.meta["user_type"]])),
+                                                              *record.context]})
+                        for record in out["train"]]
     return out
