@@ -34,6 +34,23 @@ def test_a_decoder_reward_model_pools_the_last_real_token(tiny_qwen2):
     torch.testing.assert_close(alone[0], padded[0], rtol=1e-4, atol=1e-5)  # padding does not move a reward
 
 
+def test_activation_checkpointing_recomputes_the_same_rewards_and_gradients(tiny_qwen2):
+    def margin_and_grads(checkpointing: bool):
+        torch.manual_seed(0)
+        config = RewardModelConfig(backbone=tiny_qwen2, max_length=64, lora_rank=4, activation_checkpointing=checkpointing)
+        model = RewardModel(config).train()
+        assert model.backbone.is_activation_checkpointing == checkpointing
+        rewards = model(model.encode(["I love dogs."] * 2, [PROMPT] * 2, RESPONSES))
+        (rewards[0] - rewards[1]).sum().backward()
+        return rewards.detach(), [p.grad for p in model.parameters() if p.requires_grad]
+
+    plain, checkpointed = margin_and_grads(False), margin_and_grads(True)
+    torch.testing.assert_close(checkpointed[0], plain[0])
+    assert len(checkpointed[1]) == len(plain[1]) > 2  # LoRA adapters and the head
+    for with_recompute, without in zip(checkpointed[1], plain[1], strict=True):
+        torch.testing.assert_close(with_recompute, without)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("method", [m for m in METHODS if m != "plus-static-rm"])
 def test_every_method_trains_evaluates_exports_and_loads_on_qwen2(method, tiny_qwen2, tmp_path):

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from plusrl.config import ConfigError
 from plusrl.data.readers import DataError
 from plusrl.models.loader import CHARS_PER_TOKEN, load_backbone, load_tokenizer
 from plusrl.models.persistence import TrainedWeights
@@ -58,6 +59,11 @@ class RewardModelConfig:
     """Use (ê(c) − μ)·ê(response) for the similarity term, μ the mean unit embedding of the
     training users' conditioning texts (the batch's while training, a running mean kept with the
     weights for scoring, as batch norm keeps its statistics)."""
+    activation_checkpointing: bool = False
+    """Recompute each layer's activations in the backward pass instead of keeping them: training
+    memory falls from (layers × tokens) activations to about one layer's, for ~1/3 more compute.
+    For decoders reading long inputs (ICL's whole context): SmolLM2-135M with 8 pairs of 384 tokens
+    grows past 12 GB without it. Scores are the same."""
 
     def __post_init__(self):
         if self.pooling not in ("auto", "mean", "last"):
@@ -131,6 +137,11 @@ class RewardModel(TrainedWeights, nn.Module):
         self.tokenizer = load_tokenizer(config.backbone)
         self.tokenizer.padding_side = "right"  # last-token pooling reads position mask.sum()-1
         backbone = load_backbone(config.backbone)
+        if config.activation_checkpointing:
+            if not backbone.supports_gradient_checkpointing:
+                raise ConfigError(f"reward_model.activation_checkpointing: {config.backbone} does not support it")
+            # non-reentrant: the frozen embeddings of a LoRA model need no input gradients to recompute
+            backbone.activation_checkpointing_enable({"use_reentrant": False})
         self.pooling = config.pooling
         if self.pooling == "auto":
             self.pooling = "mean" if _is_encoder(backbone.config) else "last"
