@@ -139,6 +139,20 @@ def test_a_model_split_over_chunk_packages_is_joined_in_order_and_checked(tmp_pa
     assert len(loader.EMBEDDED["qwen2.5-coder-1.5b"].chunks) == 22
 
 
+@pytest.mark.slow
+def test_converting_an_embedded_model_on_first_use_leaves_the_seeded_generator_alone(tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setenv("PLUSRL_CACHE", str(tmp_path))  # an empty cache: SmolLM2's GGUF is converted here
+    torch.manual_seed(0)
+    expected = torch.rand(4)
+    torch.manual_seed(0)
+    assert (tmp_path / "models" / "smollm2-135m" / "config.json").exists() is False
+    resolve("smollm2-135m")
+    assert (tmp_path / "models" / "smollm2-135m" / "config.json").exists()
+    torch.testing.assert_close(torch.rand(4), expected)  # a seeded run starts from the same weights either way
+
+
 def test_every_table_starts_each_method_from_a_shipped_recipe():
     from plusrl.config import read_recipe
     from plusrl.eval.report import TABLES, _recipe

@@ -99,8 +99,11 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
     announce(f"converting {gguf.name} to safetensors in {target} (once per machine; tens of seconds per 100M weights)")
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    # save_pretrained refuses a GGUF-loaded model: copy its weights into a fresh one
-    fresh = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
+    # save_pretrained refuses a GGUF-loaded model: copy its weights into a fresh one. Its random init
+    # draws from a generator of its own: a seeded run that converts a model on first use would
+    # otherwise start from other LoRA and head weights than the same run once the cache holds it.
+    with torch.random.fork_rng():
+        fresh = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
     fresh.load_state_dict(loaded.state_dict())
     fresh.generation_config = loaded.generation_config
     target.parent.mkdir(parents=True, exist_ok=True)
