@@ -22,9 +22,8 @@ import collections
 import json
 from pathlib import Path
 
-import torch
-
 from plusrl.data.registry import load_split
+from plusrl.eval.accuracy import score_pairs
 from plusrl.eval.readability import named_styles
 from plusrl.run_dir import RunDir
 
@@ -43,17 +42,10 @@ def summary_kind(summary: str, meta: dict) -> str:
     return KINDS[1] if meta["rejected_type"] in leaders else KINDS[2]
 
 
-@torch.no_grad()
-def ranks_right(reward_model, texts: list[str], records: list, batch_size: int = 32) -> list[bool]:
+def ranks_right(reward_model, texts: list[str], records: list) -> list[bool]:
     """Whether r(chosen | text) > r(rejected | text) for each record, the text given as is."""
-    right = []
-    for start in range(0, len(records), batch_size):
-        chunk, conditioning = records[start : start + batch_size], texts[start : start + batch_size]
-        prompts = [r.prompt for r in chunk]
-        chosen = reward_model.score(conditioning, prompts, [r.chosen for r in chunk]).float()
-        rejected = reward_model.score(conditioning, prompts, [r.rejected for r in chunk]).float()
-        right += (chosen > rejected).flatten().tolist()
-    return right
+    chosen, rejected, _ = score_pairs(reward_model, records, texts)
+    return (chosen > rejected).tolist()
 
 
 def main() -> None:
@@ -73,7 +65,7 @@ def main() -> None:
     if args.reward_model:
         records = {r.user_id: r for r in load_split(args.dataset, args.split)}
         ordered = [records[p["user_id"]] for p in predictions]
-        reward_model = RunDir(Path(args.reward_model)).reward_model().eval()
+        reward_model = RunDir(Path(args.reward_model)).reward_model()
         columns["--reward-model, under the summary"] = ranks_right(reward_model, [p["summary"] for p in predictions], ordered)
         columns["--reward-model, under the oracle text"] = ranks_right(reward_model, [r.oracle for r in ordered], ordered)
 

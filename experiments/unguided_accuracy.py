@@ -30,7 +30,7 @@ def main() -> None:
 
     run = RunDir(Path(args.run))
     model = run.reward_model()
-    model.guidance_weight = 1.0
+    model.use_guidance(1.0, [])
     conditionings = RunConditionings(run)
     for spec in args.dataset:
         dataset, _, split = spec.partition("@")
