@@ -3,6 +3,7 @@
     python experiments/note_reading_rm.py RUN --steps 0      # the run's reward model as it is
     python experiments/note_reading_rm.py RUN --steps 300    # + 300 Bradley-Terry steps, half on notes
     python experiments/note_reading_rm.py RUN --steps 0 --composed-only   # composed notes alone
+    python experiments/note_reading_rm.py --backbone qwen2.5-coder-0.5b --steps 150 --bf16   # a fresh reward model
 
 Takes a trained PLUS run's reward model (with its calibrated guidance) and continues its
 Bradley-Terry training on Pets' training pairs, each conditioned on the user's stated summary
@@ -11,6 +12,15 @@ Bradley-Terry training on Pets' training pairs, each conditioned on the user's s
 written (the statement is the conditioning text), by word order, on the validation wordings and
 animals and on the test ones, and accuracy on pets-val and pets-val-agreed with stated summaries,
 before and after. Nothing is written to the run.
+
+With `--backbone` instead of a run, the reward model is a fresh one on that backbone (a decoder
+with LoRA and a last-token value head, the paper's design; w = 1) and learns the same mix from
+scratch: does a larger reader than the 22M cross-encoder read a person's words as written?
+
+`--extra-wordings FILE` adds training wordings; `--extra-validation FILE` scores more validation
+wordings, on the validation animals and facts. `note_wordings/` holds such a pair: wordings whose cue
+words point the other way ("never", "don't" beside the liked animal: "{Y} tire me out; {x} never
+have."), where a reader that takes "never X" for "not X" fails.
 
 Also scored: notes composed from two clauses (`note_clauses/`, one about each animal, either order,
 joined as people join two statements: "I avoid horses, while hamsters rock."), about the
@@ -26,6 +36,7 @@ from pathlib import Path
 
 import torch
 
+from plusrl.models.reward_model import RewardModel, RewardModelConfig
 from plusrl.data.pets import load_note_wordings, load_validation_facts, note_text, stated_summary
 from plusrl.data.prompts import summary_conditioning
 from plusrl.data.registry import load_split
@@ -62,6 +73,13 @@ def composed_cases() -> list[EditCase]:
     return cases
 
 
+def wording_cases(templates: list[str]) -> list[EditCase]:
+    """Each template on the edit check's validation animal pairs and its first four facts of each."""
+    facts = load_validation_facts()
+    return [EditCase("validation", t, note_text(t, x, y), x, y, facts[x][k], facts[y][k])
+            for x, y in VALIDATION_EDIT_PAIRS for t in templates for k in range(4)]
+
+
 def rates(edits: dict) -> str:
     """"89.6 {'liked first': 95.3, 'liked second': 78.1}": an edit check's rate, overall and by word order."""
     return f"{100 * edits['edit_following']:.1f} " + str({k: round(100 * v, 1) for k, v in edits["by_order"].items()})
@@ -71,9 +89,13 @@ def report_composed(model) -> None:
     print(f"composed notes as written: {rates(edit_following(written_scorer(model), composed_cases()))}")
 
 
-def report(model, label: str) -> None:
+def report(model, label: str, extra_validation: list[str]) -> None:
     print(f"--- {label}")
     report_composed(model)
+    if extra_validation:
+        edits = edit_following(written_scorer(model), wording_cases(extra_validation))
+        print(f"extra validation wordings as written: {rates(edits)}")
+        print(f"  by wording: { {t: round(100 * v, 1) for t, v in edits['by_statement'].items()} }")
     for name, validation in (("validation", True), ("test", False)):
         edits = edit_following(written_scorer(model), edit_cases(validation=validation))
         print(f"edits as written, {name} wordings: {rates(edits)}")
@@ -83,24 +105,43 @@ def report(model, label: str) -> None:
         print(f"{dataset}, stated summaries: {stated_accuracy(model, dataset):.1f}")
 
 
+def read_wordings(path: Path | None) -> list[str]:
+    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()] if path else []
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("run", type=Path)
+    parser.add_argument("run", type=Path, nargs="?", help="a trained PLUS run (or --backbone)")
+    parser.add_argument("--backbone", default="", help="train a fresh reward model on this backbone instead")
+    parser.add_argument("--lora-rank", type=int, default=16, help="with --backbone")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast (where the CPU runs it fast)")
+    parser.add_argument("--similarity-weight", type=float, default=0.0, help="with --backbone (the Pets recipe: 5)")
+    parser.add_argument("--extra-wordings", type=Path, help="more training wordings, one template a line")
+    parser.add_argument("--extra-validation", type=Path, help="more validation wordings, one template a line")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--note-share", type=float, default=0.5)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--composed-only", action="store_true", help="score the composed notes alone")
     args = parser.parse_args()
+    if bool(args.run) == bool(args.backbone):
+        parser.error("give a run or --backbone, not both")
+    extra_validation = read_wordings(args.extra_validation)
     torch.manual_seed(0)
-    model = RunDir(args.run).reward_model()
-    if args.composed_only:
-        report_composed(model)
-        return
-    report(model, "the run's reward model")
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16)
+    if args.backbone:
+        model = RewardModel(RewardModelConfig(backbone=args.backbone, lora_rank=args.lora_rank,
+                                              similarity_weight=args.similarity_weight))
+    else:
+        model = RunDir(args.run).reward_model()
+        with autocast, torch.no_grad():
+            if args.composed_only:
+                report_composed(model)
+                return
+            report(model, "the run's reward model", extra_validation)
     if not args.steps:
         return
-    wordings, rng = load_note_wordings("train"), random.Random(0)
+    wordings, rng = load_note_wordings("train") + read_wordings(args.extra_wordings), random.Random(0)
     records = [r.for_reward_model() for r in load_split("pets", "train", "pairs")]
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
     model.train()
@@ -113,14 +154,17 @@ def main() -> None:
             texts.append(note_text(rng.choice(wordings), liked, other) if rng.random() < args.note_share
                          else stated_summary(liked))
         enc = model.encode_pairs(batch, [summary_conditioning(t) for t in texts])
-        rewards = model(enc).float()
+        with autocast:
+            rewards = model(enc).float()
         loss = bradley_terry_loss(rewards[: len(batch)], rewards[len(batch):])
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
-        if step % 50 == 0:
-            print(f"step {step}: loss {loss.item():.3f}")
-    report(model, f"after {args.steps} steps, note share {args.note_share}")
+        if step % 25 == 0:
+            print(f"step {step}: loss {loss.item():.3f}", flush=True)
+    model.eval()
+    with autocast, torch.no_grad():
+        report(model, f"after {args.steps} steps, note share {args.note_share}", extra_validation)
 
 
 if __name__ == "__main__":
