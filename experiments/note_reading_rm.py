@@ -14,7 +14,7 @@ animals and on the test ones, and accuracy on pets-val and pets-val-agreed with 
 before and after. Nothing is written to the run.
 
 With `--backbone` instead of a run, the reward model is a fresh one on that backbone (a decoder
-with LoRA and a last-token value head, the paper's design; w = 1) and learns the same mix from
+gets LoRA and a last-token value head, the paper's design; scored at w = 1) and learns the same mix from
 scratch: does a larger reader than the 22M cross-encoder read a person's words as written?
 
 `--extra-wordings FILE` adds training wordings; `--extra-validation FILE` scores more validation
@@ -36,13 +36,13 @@ from pathlib import Path
 
 import torch
 
-from plusrl.models.reward_model import RewardModel, RewardModelConfig
 from plusrl.data.pets import load_note_wordings, load_validation_facts, note_text, stated_summary
 from plusrl.data.prompts import summary_conditioning
 from plusrl.data.registry import load_split
 from plusrl.eval.accuracy import score_responses
 from plusrl.eval.readability import VALIDATION_EDIT_PAIRS, EditCase, edit_cases, edit_following
 from plusrl.eval.runs import written_scorer
+from plusrl.models.reward_model import RewardModel, RewardModelConfig
 from plusrl.run_dir import RunDir
 from plusrl.training.losses import bradley_terry_loss
 from reading_warmup import CLAUSES, composed_wording  # this folder's script
