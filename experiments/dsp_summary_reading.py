@@ -6,6 +6,10 @@ summary names (plusrl.eval.readability.named_styles): the user's own style, the 
 rejected answer, another style, or none. A reward model that follows summaries is right more often
 under one naming the user's style than under one naming the rejected style.
 
+`--by quote` splits by where a summary's quotation comes from instead: an answer the user chose in
+their context, one they rejected, a prompt, or nowhere in it (summaries that quote the context
+rather than name a style; a quote from a chosen answer is written in the user's style).
+
 `--reward-model RUN` re-scores the same pairs with another run's reward model (an Oracle run, whose
 reward model learnt what each style description is worth), under each summary and under the user's
 oracle text, both given as that reward model was trained: the text alone, no summary template. It
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import re
 from pathlib import Path
 
 from plusrl.data.registry import load_split
@@ -42,6 +47,21 @@ def summary_kind(summary: str, meta: dict) -> str:
     return KINDS[1] if meta["rejected_type"] in leaders else KINDS[2]
 
 
+QUOTE_SOURCES = ("quotes a chosen answer", "quotes a rejected answer", "quotes a prompt", "quotes nothing of the context")
+
+
+def quote_source(summary: str, record) -> str:
+    """Where the summary's first quotation found in the user's context comes from (its first 25
+    characters, case aside): a chosen answer, a rejected one, a prompt, or nowhere."""
+    for quote in re.findall(r'"([^"]{8,})', summary):
+        key = quote.strip().lower()[:25]
+        for source, texts in zip(QUOTE_SOURCES, ([p.chosen for p in record.context], [p.rejected for p in record.context],
+                                                 [p.prompt for p in record.context])):
+            if any(key in text.lower() for text in texts):
+                return source
+    return QUOTE_SOURCES[3]
+
+
 def ranks_right(reward_model, texts: list[str], records: list) -> list[bool]:
     """Whether r(chosen | text) > r(rejected | text) for each record, the text given as is."""
     chosen, rejected, _ = score_pairs(reward_model, records, texts)
@@ -54,30 +74,34 @@ def main() -> None:
     parser.add_argument("--dataset", default="data/dsp")
     parser.add_argument("--split", default="validation", choices=["validation", "test"])
     parser.add_argument("--reward-model", default="", help="another run whose reward model re-scores the pairs")
+    parser.add_argument("--by", default="style", choices=["style", "quote"], help="what the summary names, or what it quotes")
     parser.add_argument("--out", default="")
     args = parser.parse_args()
 
     name = Path(args.dataset).name + ("@validation" if args.split == "validation" else "")
     predictions = [json.loads(line) for line in (Path(args.run) / "eval" / f"{name}.predictions.jsonl").open()]
-    kinds = [summary_kind(p["summary"], p["meta"]) for p in predictions]
+    records = {r.user_id: r for r in load_split(args.dataset, args.split)}
+    ordered = [records[p["user_id"]] for p in predictions]
+    if args.by == "style":
+        groups, kinds = KINDS, [summary_kind(p["summary"], p["meta"]) for p in predictions]
+    else:
+        groups, kinds = QUOTE_SOURCES, [quote_source(p["summary"], r) for p, r in zip(predictions, ordered, strict=True)]
     columns = {"the run's reward model": [p["correct"] for p in predictions]}
 
     if args.reward_model:
-        records = {r.user_id: r for r in load_split(args.dataset, args.split)}
-        ordered = [records[p["user_id"]] for p in predictions]
         reward_model = RunDir(Path(args.reward_model)).reward_model()
         columns["--reward-model, under the summary"] = ranks_right(reward_model, [p["summary"] for p in predictions], ordered)
         columns["--reward-model, under the oracle text"] = ranks_right(reward_model, [r.oracle for r in ordered], ordered)
 
     table = collections.defaultdict(dict)
-    for kind in (*KINDS, "all"):
+    for kind in (*groups, "all"):
         rows = [i for i, k in enumerate(kinds) if kind in ("all", k)]
         for column, right in columns.items():
             table[kind][column] = round(100 * sum(right[i] for i in rows) / len(rows), 1) if rows else None
         table[kind]["users"] = len(rows)
-    print(f"{'summary':28s} {'users':>5s}  " + "  ".join(columns))
+    print(f"{'summary':31s} {'users':>5s}  " + "  ".join(columns))
     for kind, row in table.items():
-        print(f"{kind:28s} {row['users']:5d}  " + "  ".join(f"{row[c]!s:>{len(c)}s}" for c in columns))
+        print(f"{kind:31s} {row['users']:5d}  " + "  ".join(f"{row[c]!s:>{len(c)}s}" for c in columns))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps({"run": args.run, "split": args.split, "reward_model": args.reward_model,
