@@ -73,13 +73,6 @@ def composed_cases() -> list[EditCase]:
     return cases
 
 
-def wording_cases(templates: list[str]) -> list[EditCase]:
-    """Each template on the edit check's validation animal pairs and its first four facts of each."""
-    facts = load_validation_facts()
-    return [EditCase("validation", t, note_text(t, x, y), x, y, facts[x][k], facts[y][k])
-            for x, y in VALIDATION_EDIT_PAIRS for t in templates for k in range(4)]
-
-
 def rates(edits: dict) -> str:
     """"89.6 {'liked first': 95.3, 'liked second': 78.1}": an edit check's rate, overall and by word order."""
     return f"{100 * edits['edit_following']:.1f} " + str({k: round(100 * v, 1) for k, v in edits["by_order"].items()})
@@ -93,7 +86,7 @@ def report(model, label: str, extra_validation: list[str]) -> None:
     print(f"--- {label}")
     report_composed(model)
     if extra_validation:
-        edits = edit_following(written_scorer(model), wording_cases(extra_validation))
+        edits = edit_following(written_scorer(model), edit_cases(validation=True, templates=extra_validation))
         print(f"extra validation wordings as written: {rates(edits)}")
         print(f"  by wording: { {t: round(100 * v, 1) for t, v in edits['by_statement'].items()} }")
     for name, validation in (("validation", True), ("test", False)):

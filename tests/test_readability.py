@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from plusrl.data.registry import load_split
-from plusrl.eval.readability import EDIT_GROUPS, STATEMENTS, edit_cases, edit_following, is_readable, preferred_animals
+from plusrl.eval.readability import (EDIT_GROUPS, STATEMENTS, VALIDATION_EDIT_PAIRS, edit_cases, edit_following, is_readable,
+                                     preferred_animals)
 
 ANIMALS = ["birds", "cats", "dogs", "rabbits", "hamsters", "goldfish"]
 
@@ -67,6 +68,10 @@ def test_edit_following_scores_every_statement_both_ways_on_held_out_facts():
                                for o in ("liked first", "liked second")},
         "by_statement": liked_first}
     assert [c.order for c in edit_cases(validation=True)].count("liked second") * 2 == len(edit_cases(validation=True))
+    own = edit_cases(validation=True, templates=["{Y} wear me out. {X} never have."])  # a probe's own wording
+    assert {(c.statement, c.liked, c.group) for c in own} == {
+        (f"{y.capitalize()} wear me out. {x.capitalize()} never have.", x, "validation") for x, y in VALIDATION_EDIT_PAIRS}
+    assert len(own) == 4 * len(VALIDATION_EDIT_PAIRS) and {c.order for c in own} == {"liked second"}
     assert edit_following(scorer(False), cases)["edit_following"] == 4 / 12
 
     # restated first (as a summarizer would: "The user prefers X."), every wording reads right

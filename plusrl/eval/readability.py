@@ -187,9 +187,10 @@ class EditCase:
         return named(self.liked) and not named(self.other)
 
 
-def edit_cases(facts_per_pair: int = 4, validation: bool = False) -> list[EditCase]:
+def edit_cases(facts_per_pair: int = 4, validation: bool = False, templates: list[str] | None = None) -> list[EditCase]:
     """Every statement × animal pair × a few held-out fact pairs (never training facts): the test
-    wordings on the last facts, or the validation wordings and pairs on the first facts."""
+    wordings on the last facts, or the validation wordings and pairs on the first facts. `templates`
+    replaces the split's wordings (a probe's own validation wordings, on the validation pairs)."""
     pets_facts = load_facts()
     facts = load_validation_facts() | {a: fs[80:] for a, fs in pets_facts.items()}
     groups = {"validation": VALIDATION_EDIT_PAIRS} if validation else EDIT_GROUPS
@@ -197,7 +198,7 @@ def edit_cases(facts_per_pair: int = 4, validation: bool = False) -> list[EditCa
     cases = []
     for group, pairs in groups.items():
         for x, y in pairs:
-            for template in VALIDATION_STATEMENTS if validation else STATEMENTS:
+            for template in templates or (VALIDATION_STATEMENTS if validation else STATEMENTS):
                 statement = template.format(x=x, y=y, X=x.capitalize(), Y=y.capitalize())
                 for k in picks:
                     cases.append(EditCase(group, template, statement, x, y, facts[x][k], facts[y][k]))
