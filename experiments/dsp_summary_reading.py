@@ -53,11 +53,13 @@ QUOTE_SOURCES = ("quotes a chosen answer", "quotes a rejected answer", "quotes a
 def quote_source(summary: str, record) -> str:
     """Where the summary's first quotation found in the user's context comes from (its first 25
     characters, case aside): a chosen answer, a rejected one, a prompt, or nowhere."""
+    context = {QUOTE_SOURCES[0]: [p.chosen.lower() for p in record.context],
+               QUOTE_SOURCES[1]: [p.rejected.lower() for p in record.context],
+               QUOTE_SOURCES[2]: [p.prompt.lower() for p in record.context]}
     for quote in re.findall(r'"([^"]{8,})', summary):
         key = quote.strip().lower()[:25]
-        for source, texts in zip(QUOTE_SOURCES, ([p.chosen for p in record.context], [p.rejected for p in record.context],
-                                                 [p.prompt for p in record.context])):
-            if any(key in text.lower() for text in texts):
+        for source, texts in context.items():
+            if any(key in text for text in texts):
                 return source
     return QUOTE_SOURCES[3]
 
