@@ -18,7 +18,7 @@ from plusrl.models.summarizer import Summarizer, SummarizerConfig, _CopiedContin
 from plusrl.training.checkpoint import latest_checkpoint
 from plusrl.training.configs import PlusConfig
 from plusrl.training.losses import bradley_terry_loss
-from plusrl.training.plus import build, reward_update, score_pairs, train_plus
+from plusrl.training.plus import build, notes_warmup, reward_update, score_pairs, train_plus
 
 TINY_PLUS = [
     "iterations=2",
@@ -329,6 +329,34 @@ def test_written_notes_train_the_reward_model_on_peoples_own_words(tmp_path):
     stats = reward_update(run, [], [], iteration=3)
     assert stats["tokens/reward_model"] == cfg.rm_optim.epochs * tokens
     assert loss_and_tokens()[0] < before
+
+
+@pytest.mark.slow
+def test_notes_warm_up_teaches_the_reward_model_to_read_notes_it_never_saw(tmp_path):
+    """written_notes.warmup_steps: before iteration 0 the reward model takes Bradley-Terry steps on
+    (pair, note) rows alone, and then ranks the pairs of users whose notes it never trained on
+    better (lower Bradley-Terry loss) than its untrained head did; a warm-up with no notes to read
+    is refused on load."""
+    cfg = load_config(PlusConfig, None, [*TINY_PLUS, "written_notes.dataset=pets-notes", "written_notes.warmup_steps=40",
+                                         "rm_optim.batch_size=8", "rm_optim.lr=1e-4", "report_to=none",
+                                         f"output_dir={tmp_path}"])
+    run = build(cfg)
+    unseen = run.written_notes.rows[-64:]
+    run.written_notes.rows = run.written_notes.rows[:-64]
+
+    def loss_on_unseen():
+        run.reward_model.eval()
+        with torch.no_grad():
+            chosen, rejected, _ = score_pairs(run.reward_model, run.reward_model, [p for p, _ in unseen],
+                                              [note for _, note in unseen], run.prompts)
+        return bradley_terry_loss(chosen, rejected).item()
+
+    before = loss_on_unseen()
+    stats = notes_warmup(run)
+    assert stats["notes_warmup/loss_last"] < stats["notes_warmup/loss_first"]
+    assert loss_on_unseen() < before - 0.05, before
+    with pytest.raises(ValueError, match="needs written_notes.dataset"):
+        load_config(PlusConfig, None, ["written_notes.warmup_steps=10"])
 
 
 @pytest.mark.slow

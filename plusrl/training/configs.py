@@ -188,10 +188,17 @@ class WrittenNotesConfig:
     rows: int = 64
     """Pairs of those users per iteration, drawn afresh each iteration (beside the iteration's
     `rollout_batch_size × ppo.group` summaries)."""
+    warmup_steps: int = 0
+    """Bradley-Terry steps of the reward model on these notes alone before iteration 0 (batches of
+    `rm_optim.batch_size` at a constant `rm_optim.lr`), so that it knows what a description is worth
+    before it rewards the summarizer: on real text the co-trained reward model otherwise stays near
+    chance while the summarizer looks for a description it can read (docs/experiments.md). 0: none."""
 
     def __post_init__(self):
-        if self.rows < 1:
-            raise ValueError(f"written_notes.rows must be ≥ 1, not {self.rows}")
+        if self.rows < 1 or self.warmup_steps < 0:
+            raise ValueError(f"written_notes: rows ≥ 1 and warmup_steps ≥ 0, not {self.rows} and {self.warmup_steps}")
+        if self.warmup_steps and not self.dataset:
+            raise ValueError("written_notes.warmup_steps needs written_notes.dataset: the notes it trains on")
 
 
 @dataclass

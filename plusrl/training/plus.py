@@ -100,6 +100,9 @@ def train_plus(cfg: PlusConfig, resume: bool = False) -> Path:
     accelerator, ppo = run.ctx.accelerator, cfg.ppo
     # 0. reading warm-up (optional): supervised restatements of people's own words, before iteration 0
     warmup = reading_warmup(run) if run.start == 0 and cfg.reading_warmup.steps else {}
+    # 0b. reward-model warm-up (optional): Bradley-Terry steps on people's own notes, before iteration 0
+    if run.start == 0 and cfg.written_notes.warmup_steps:
+        warmup |= notes_warmup(run)
     bar = progress(range(run.start, cfg.iterations), initial=run.start, total=cfg.iterations, desc=cfg.method,
                    unit="iteration", leave=True, disable=not run.ctx.is_main)
     for iteration in bar:
@@ -225,9 +228,8 @@ def reading_warmup(run: PlusRun) -> dict:
     them. Teacher-forced through the same prefix-cached pass as the PPO update."""
     warm, accelerator = run.cfg.reading_warmup, run.ctx.accelerator
     policy = run.summarizer.policy_parameters()
-    optimizer = torch.optim.AdamW(policy, lr=warm.lr, weight_decay=0.0)
-    updates = Updates(optimizer, get_scheduler("constant", optimizer), policy, run.cfg.ppo.max_grad_norm)
-    updates.optimizer, updates.scheduler = accelerator.prepare(updates.optimizer, updates.scheduler)
+    updates = _constant_lr_updates(run, torch.optim.AdamW(policy, lr=warm.lr, weight_decay=0.0), policy,
+                                   run.cfg.ppo.max_grad_norm)
     clock, losses = time.perf_counter(), []
     run.summarizer.train()
     for _ in progress(range(warm.steps), desc="reading warm-up", unit="step", disable=not run.ctx.is_main):
@@ -236,6 +238,36 @@ def reading_warmup(run: PlusRun) -> dict:
         losses.append(loss.item())
     return {"warmup/loss_first": losses[0], "warmup/loss_last": losses[-1],
             "time/reading_warmup": time.perf_counter() - clock}
+
+
+def notes_warmup(run: PlusRun) -> dict:
+    """Bradley-Terry steps of the reward model on (pair, the user's own note) rows alone: it learns
+    what a description of a preference is worth before it rewards the summarizer for writing one."""
+    optim, accelerator = run.cfg.rm_optim, run.ctx.accelerator
+    params = [p for p in run.reward_model.parameters() if p.requires_grad]
+    updates = _constant_lr_updates(run, torch.optim.AdamW(params, lr=optim.lr, betas=(optim.adam_beta1, optim.adam_beta2),
+                                                          weight_decay=optim.weight_decay), params, optim.max_grad_norm)
+    draws = random.Random(f"notes-warmup/{run.cfg.seed}")
+    clock, losses = time.perf_counter(), []
+    run.reward_forward.train()
+    for _ in progress(range(run.cfg.written_notes.warmup_steps), desc="notes warm-up", unit="step",
+                      disable=not run.ctx.is_main):
+        rows = run.ctx.local_share(draws.sample(run.written_notes.rows, optim.batch_size))
+        with accelerator.autocast():
+            r_c, r_r, _ = score_pairs(run.reward_model, run.reward_forward, [pair for pair, _ in rows],
+                                      [note for _, note in rows], run.prompts)
+        loss = bradley_terry_loss(r_c, r_r)
+        updates.step(accelerator, loss)
+        losses.append(loss.item())
+    return {"notes_warmup/loss_first": losses[0], "notes_warmup/loss_last": losses[-1],
+            "time/notes_warmup": time.perf_counter() - clock}
+
+
+def _constant_lr_updates(run: PlusRun, optimizer: torch.optim.Optimizer, params: list, max_grad_norm: float) -> Updates:
+    """A warm-up's own optimizer at a constant rate, apart from the run's schedules (which a resumed run restores)."""
+    updates = Updates(optimizer, get_scheduler("constant", optimizer), params, max_grad_norm)
+    updates.optimizer, updates.scheduler = run.ctx.accelerator.prepare(updates.optimizer, updates.scheduler)
+    return updates
 
 
 def restatement_loss(run: PlusRun) -> torch.Tensor:
