@@ -72,6 +72,19 @@ def test_max_length_truncation_is_counted(tmp_path):
     assert enc.n_truncated == 4 and enc.input_ids.shape[1] == 32
 
 
+def test_disable_dropout_makes_training_mode_scores_deterministic():
+    """With dropout a reward model in training mode scores the same input differently each pass;
+    reward_model.disable_dropout=true turns every dropout off, so the two passes agree."""
+    records = load_split("pets", "test")[:4]
+    for disable, same in ((False, False), (True, True)):
+        cfg = load_config(RewardTrainConfig, None, ["method=oracle", f"reward_model.disable_dropout={disable}"])
+        model = RewardModel(cfg.reward_model).train()
+        enc = model.encode(build_conditionings("oracle", records, "pets"), [r.prompt for r in records],
+                           [r.chosen for r in records])
+        with torch.no_grad():
+            assert torch.equal(model(enc), model(enc)) == same
+
+
 def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     killed_dir, clean_dir = tmp_path / "killed", tmp_path / "clean"
     args = [sys.executable, "-m", "plusrl.cli", "train", "--no-eval", *TINY, "save_every=1", f"output_dir={killed_dir}"]

@@ -235,3 +235,14 @@ def load_causal_lm(spec: str):
     from transformers import AutoModelForCausalLM
 
     return _load("model", spec, AutoModelForCausalLM.from_pretrained, dtype=torch.float32)
+
+
+def disable_dropout(model) -> None:
+    """Every dropout of a transformers model off, the attention's too (modules and config)."""
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    if hasattr(model.config, "attention_dropout"):
+        model.config.attention_dropout = 0.0

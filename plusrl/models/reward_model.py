@@ -28,7 +28,7 @@ from torch import nn
 
 from plusrl.config import ConfigError
 from plusrl.data.readers import DataError
-from plusrl.models.loader import CHARS_PER_TOKEN, load_backbone, load_tokenizer
+from plusrl.models.loader import CHARS_PER_TOKEN, disable_dropout, load_backbone, load_tokenizer
 from plusrl.models.persistence import TrainedWeights
 from plusrl.progress import progress
 from plusrl.training.losses import guided_reward
@@ -59,6 +59,11 @@ class RewardModelConfig:
     """Use (ê(c) − μ)·ê(response) for the similarity term, μ the mean unit embedding of the
     training users' conditioning texts (the batch's while training, a running mean kept with the
     weights for scoring, as batch norm keeps its statistics)."""
+    disable_dropout: bool = False
+    """Turn the backbone's dropout off while training, as TRL's RewardConfig does by default. On a CPU
+    the dropout masks are most of an encoder's training step: a MiniLM-L6 step of 16 DSP pairs at 256
+    tokens takes 4.1 s without them and 11 s with them (bf16, Intel Xeon with AMX, 2 threads;
+    docs/performance.md). Off by default: the shipped recipes were measured with dropout."""
     activation_checkpointing: bool = False
     """Recompute each layer's activations in the backward pass instead of keeping them: training
     memory falls from (layers × tokens) activations to about one layer's, for ~1/3 more compute.
@@ -137,6 +142,8 @@ class RewardModel(TrainedWeights, nn.Module):
         self.tokenizer = load_tokenizer(config.backbone)
         self.tokenizer.padding_side = "right"  # last-token pooling reads position mask.sum()-1
         backbone = load_backbone(config.backbone)
+        if config.disable_dropout:
+            disable_dropout(backbone)
         if config.activation_checkpointing:
             if not backbone.supports_gradient_checkpointing:
                 raise ConfigError(f"reward_model.activation_checkpointing: {config.backbone} does not support it")

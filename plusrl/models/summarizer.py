@@ -21,7 +21,15 @@ from transformers.generation.logits_process import TopPLogitsWarper
 
 from plusrl.data.prompts import Instruction, clip_responses, context_text, strip_summary_header, summarizer_prompt
 from plusrl.data.schema import Note, Record, UserContext
-from plusrl.models.loader import CHARS_PER_TOKEN, chat_ids, chat_reply, chat_text, load_causal_lm, load_tokenizer
+from plusrl.models.loader import (
+    CHARS_PER_TOKEN,
+    chat_ids,
+    chat_reply,
+    chat_text,
+    disable_dropout,
+    load_causal_lm,
+    load_tokenizer,
+)
 from plusrl.models.persistence import TrainedWeights
 from plusrl.progress import SHOW_AFTER_S, progress
 
@@ -137,7 +145,7 @@ class Summarizer(TrainedWeights, nn.Module):
                               task_type="CAUSAL_LM")
             lm = get_peft_model(lm, lora)
         self.lm = lm
-        _disable_dropout(lm)
+        disable_dropout(lm)  # PPO's ratio π_θ/π_old assumes the net that sampled is the net that trains
         hidden = lm.config.hidden_size
         self.value_head = nn.Linear(hidden, 1)
         nn.init.zeros_(self.value_head.weight)
@@ -419,11 +427,3 @@ def selected_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tenso
     """log π(token) from logits [..., V] and token ids [...]."""
     return _SelectedLogProbs.apply(logits, tokens)
 
-
-def _disable_dropout(model: nn.Module) -> None:
-    """PPO's ratio π_θ/π_old assumes the net that sampled is the net that trains: no dropout."""
-    for module in model.modules():
-        if isinstance(module, nn.Dropout):
-            module.p = 0.0
-    if hasattr(model.config, "attention_dropout"):
-        model.config.attention_dropout = 0.0
