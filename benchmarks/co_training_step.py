@@ -4,6 +4,7 @@ peak, side by side with TRL's GRPOTrainer doing the same summarizer work.
     python benchmarks/co_training_step.py [--users 16] [--group 4] [--summary-tokens 24]
                                           [--minibatch 16] [--iterations 3] [--peer trl|none]
                                           [--precision fp32,bf16] [--summarizer M] [--reward-model M]
+                                          [--rm-disable-dropout]
 
 It first says what it ran on (CPU model, the kernel level torch runs at, torch version, threads)
 and what `precision: auto` resolves to there, so figures from different machines compare. To
@@ -93,7 +94,7 @@ def run_plusrl(args, workdir: Path, precision: str) -> list[dict]:
         "data": {"dataset": "pets", "eval_datasets": []},
         "summarizer": {"model": args.summarizer, "max_summary_tokens": args.summary_tokens,
                        "temperature": args.temperature},
-        "reward_model": {"backbone": args.reward_model, "max_length": 128},
+        "reward_model": {"backbone": args.reward_model, "max_length": 128, "disable_dropout": args.rm_disable_dropout},
         "ppo": {"advantage_estimator": "rloo", "group_size": args.group, "kl_coef": 0.0,
                 "minibatch_size": args.minibatch, "actor_lr": 1e-4},
     })
@@ -171,6 +172,8 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32,bf16", help="comma-separated: fp32, bf16")
     parser.add_argument("--summarizer", default="smollm2-135m", help="e.g. qwen2.5-coder-0.5b (the paper's family)")
     parser.add_argument("--reward-model", default="minilm-l6", help="backbone, e.g. qwen2.5-coder-0.5b")
+    parser.add_argument("--rm-disable-dropout", action="store_true",
+                        help="train the reward model without dropout (reward_model.disable_dropout)")
     args = parser.parse_args()
 
     auto = resolve_precision("auto", torch.device("cpu"))
