@@ -4,7 +4,7 @@ peak, side by side with TRL's GRPOTrainer doing the same summarizer work.
     python benchmarks/co_training_step.py [--users 16] [--group 4] [--summary-tokens 24]
                                           [--minibatch 16] [--iterations 3] [--peer trl|none]
                                           [--precision fp32,bf16] [--summarizer M] [--reward-model M]
-                                          [--rm-disable-dropout]
+                                          [--dataset D] [--rm-max-length N] [--rm-disable-dropout]
 
 It first says what it ran on (CPU model, the kernel level torch runs at, torch version, threads)
 and what `precision: auto` resolves to there, so figures from different machines compare. To
@@ -91,10 +91,11 @@ def run_plusrl(args, workdir: Path, precision: str) -> list[dict]:
         "method": "plus", "output_dir": str(workdir), "iterations": args.iterations, "precision": precision,
         "rollout_batch_size": args.users, "rm_optim": {"batch_size": args.minibatch, "epochs": 1},
         "save_every": 10**6, "sample_every": 10**6,
-        "data": {"dataset": "pets", "eval_datasets": []},
+        "data": {"dataset": args.dataset, "eval_datasets": []},
         "summarizer": {"model": args.summarizer, "max_summary_tokens": args.summary_tokens,
                        "temperature": args.temperature},
-        "reward_model": {"backbone": args.reward_model, "max_length": 128, "disable_dropout": args.rm_disable_dropout},
+        "reward_model": {"backbone": args.reward_model, "max_length": args.rm_max_length,
+                         "disable_dropout": args.rm_disable_dropout},
         "ppo": {"advantage_estimator": "rloo", "group_size": args.group, "kl_coef": 0.0,
                 "minibatch_size": args.minibatch, "actor_lr": 1e-4},
     })
@@ -172,9 +173,13 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32,bf16", help="comma-separated: fp32, bf16")
     parser.add_argument("--summarizer", default="smollm2-135m", help="e.g. qwen2.5-coder-0.5b (the paper's family)")
     parser.add_argument("--reward-model", default="minilm-l6", help="backbone, e.g. qwen2.5-coder-0.5b")
+    parser.add_argument("--dataset", default="pets", help="whose users, e.g. data/dsp (real text, long answers)")
+    parser.add_argument("--rm-max-length", type=int, default=128, help="reward-model tokens per input (DSP recipe: 256)")
     parser.add_argument("--rm-disable-dropout", action="store_true",
                         help="train the reward model without dropout (reward_model.disable_dropout)")
     args = parser.parse_args()
+    if args.peer == "trl" and args.dataset != "pets":
+        parser.error("the TRL comparison runs on pets users: add --peer none for another dataset")
 
     auto = resolve_precision("auto", torch.device("cpu"))
     print(f"CPU: {cpu_model()}; kernels: {cpu_kernels()}; torch {torch.__version__}; threads={torch.get_num_threads()}")
@@ -182,7 +187,7 @@ def main() -> None:
     peak_fp32, peak_bf16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16, n=512, repeats=2, trials=1)
     print(f"matmul peak before: fp32 {peak_fp32 / 1e9:.1f} GFLOP/s, bf16 {peak_bf16 / 1e9:.1f} GFLOP/s")
     summarizer = Summarizer(SummarizerConfig(model=args.summarizer, max_summary_tokens=args.summary_tokens))
-    reward_model = RewardModel(RewardModelConfig(backbone=args.reward_model, max_length=128)).eval()
+    reward_model = RewardModel(RewardModelConfig(backbone=args.reward_model, max_length=args.rm_max_length)).eval()
     body, head = parameter_counts(summarizer.lm)
     rm_body, _ = parameter_counts(reward_model.backbone)
     for precision in args.precision.split(","):

@@ -61,9 +61,9 @@ class RewardModelConfig:
     weights for scoring, as batch norm keeps its statistics)."""
     disable_dropout: bool = False
     """Turn the backbone's dropout off while training, as TRL's RewardConfig does by default. On a CPU
-    the dropout masks are most of an encoder's training step: a MiniLM-L6 step of 16 DSP pairs at 256
-    tokens takes 4.1 s without them and 11 s with them (bf16, Intel Xeon with AMX, 2 threads;
-    docs/performance.md). Off by default: the shipped recipes were measured with dropout."""
+    the attention's dropout masks grow with the square of the input: MiniLM-L6's update on DSP's
+    256-token inputs takes 4.9 s without dropout against 14.4 s with it, on Pets' short ones 2.5 against
+    2.7 s (docs/performance.md). Off by default: the shipped recipes were measured with dropout."""
     activation_checkpointing: bool = False
     """Recompute each layer's activations in the backward pass instead of keeping them: training
     memory falls from (layers × tokens) activations to about one layer's, for ~1/3 more compute.
