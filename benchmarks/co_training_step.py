@@ -174,7 +174,8 @@ def main() -> None:
     parser.add_argument("--summarizer", default="smollm2-135m", help="e.g. qwen2.5-coder-0.5b (the paper's family)")
     parser.add_argument("--reward-model", default="minilm-l6", help="backbone, e.g. qwen2.5-coder-0.5b")
     parser.add_argument("--dataset", default="pets", help="whose users, e.g. data/dsp (real text, long answers)")
-    parser.add_argument("--rm-max-length", type=int, default=128, help="reward-model tokens per input (DSP recipe: 256)")
+    parser.add_argument("--rm-max-length", type=int, default=128,
+                        help="reward-model tokens per input (DSP recipe: 256)")
     parser.add_argument("--rm-disable-dropout", action="store_true",
                         help="train the reward model without dropout (reward_model.disable_dropout)")
     args = parser.parse_args()

@@ -337,9 +337,9 @@ def test_notes_warm_up_teaches_the_reward_model_to_read_notes_it_never_saw(tmp_p
     (pair, note) rows alone, and then ranks the pairs of users whose notes it never trained on
     better (lower Bradley-Terry loss) than its untrained head did; a warm-up with no notes to read
     is refused on load."""
-    cfg = load_config(PlusConfig, None, [*TINY_PLUS, "written_notes.dataset=pets-notes", "written_notes.warmup_steps=40",
-                                         "rm_optim.batch_size=8", "rm_optim.lr=1e-4", "report_to=none",
-                                         f"output_dir={tmp_path}"])
+    cfg = load_config(PlusConfig, None, [*TINY_PLUS, "written_notes.dataset=pets-notes",
+                                         "written_notes.warmup_steps=40", "rm_optim.batch_size=8", "rm_optim.lr=1e-4",
+                                         "report_to=none", f"output_dir={tmp_path}"])
     run = build(cfg)
     unseen = run.written_notes.rows[-64:]
     run.written_notes.rows = run.written_notes.rows[:-64]

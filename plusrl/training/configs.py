@@ -196,7 +196,8 @@ class WrittenNotesConfig:
 
     def __post_init__(self):
         if self.rows < 1 or self.warmup_steps < 0:
-            raise ValueError(f"written_notes: rows ≥ 1 and warmup_steps ≥ 0, not {self.rows} and {self.warmup_steps}")
+            raise ValueError(f"written_notes: rows ≥ 1 and warmup_steps ≥ 0, "
+                             f"not {self.rows} and {self.warmup_steps}")
         if self.warmup_steps and not self.dataset:
             raise ValueError("written_notes.warmup_steps needs written_notes.dataset: the notes it trains on")
 

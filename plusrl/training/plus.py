@@ -245,8 +245,9 @@ def notes_warmup(run: PlusRun) -> dict:
     what a description of a preference is worth before it rewards the summarizer for writing one."""
     optim, accelerator = run.cfg.rm_optim, run.ctx.accelerator
     params = [p for p in run.reward_model.parameters() if p.requires_grad]
-    updates = _constant_lr_updates(run, torch.optim.AdamW(params, lr=optim.lr, betas=(optim.adam_beta1, optim.adam_beta2),
-                                                          weight_decay=optim.weight_decay), params, optim.max_grad_norm)
+    optimizer = torch.optim.AdamW(params, lr=optim.lr, betas=(optim.adam_beta1, optim.adam_beta2),
+                                  weight_decay=optim.weight_decay)
+    updates = _constant_lr_updates(run, optimizer, params, optim.max_grad_norm)
     draws = random.Random(f"notes-warmup/{run.cfg.seed}")
     clock, losses = time.perf_counter(), []
     run.reward_forward.train()
