@@ -52,7 +52,7 @@ from plusrl.training.losses import (
     value_loss,
 )
 from plusrl.training.checkpoint import finished, run_folder
-from plusrl.training.run_context import RunContext, Updates, adamw_updates, cosine_schedule
+from plusrl.training.run_context import RunContext, Updates, adamw, adamw_updates, cosine_schedule
 
 log = logging.getLogger(__name__)
 
@@ -244,10 +244,7 @@ def notes_warmup(run: PlusRun) -> dict:
     """Bradley-Terry steps of the reward model on (pair, the user's own note) rows alone: it learns
     what a description of a preference is worth before it rewards the summarizer for writing one."""
     optim, accelerator = run.cfg.rm_optim, run.ctx.accelerator
-    params = [p for p in run.reward_model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=optim.lr, betas=(optim.adam_beta1, optim.adam_beta2),
-                                  weight_decay=optim.weight_decay)
-    updates = _constant_lr_updates(run, optimizer, params, optim.max_grad_norm)
+    updates = _constant_lr_updates(run, *adamw(run.reward_model, optim), optim.max_grad_norm)
     draws = random.Random(f"notes-warmup/{run.cfg.seed}")
     clock, losses = time.perf_counter(), []
     run.reward_forward.train()

@@ -48,11 +48,16 @@ def cosine_schedule(optimizer, warmup_ratio: float, total_steps: int):
     return get_scheduler("cosine", optimizer, math.ceil(warmup_ratio * total_steps), total_steps)
 
 
+def adamw(model: torch.nn.Module, optim) -> tuple[torch.optim.AdamW, list[torch.nn.Parameter]]:
+    """AdamW over a model's trainable weights as an OptimConfig says (all but its schedule), and those weights."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.AdamW(params, lr=optim.lr, betas=(optim.adam_beta1, optim.adam_beta2),
+                             weight_decay=optim.weight_decay), params
+
+
 def adamw_updates(model: torch.nn.Module, optim, total_steps: int) -> Updates:
     """AdamW over a model's trainable weights as an OptimConfig says (every field honoured)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=optim.lr, betas=(optim.adam_beta1, optim.adam_beta2),
-                                  weight_decay=optim.weight_decay)
+    optimizer, params = adamw(model, optim)
     return Updates(optimizer, cosine_schedule(optimizer, optim.warmup_ratio, total_steps), params, optim.max_grad_norm)
 
 
