@@ -17,6 +17,8 @@ With `--backbone` instead of a run, the reward model is a fresh one on that back
 gets LoRA and a last-token value head, the paper's design; scored at w = 1) and learns the same mix from
 scratch: does a larger reader than the 22M cross-encoder read a person's words as written?
 
+`--polarity-share S` words that share of the training notes by the polarity grammar
+(plusrl.data.note_grammar: "never" beside the liked animal as often as beside the other);
 `--extra-wordings FILE` adds training wordings; `--extra-validation FILE` scores more validation
 wordings, on the validation animals and facts. `note_wordings/` holds such a pair: wordings whose cue
 words point the other way ("never", "don't" beside the liked animal: "{Y} tire me out; {x} never
@@ -36,6 +38,7 @@ from pathlib import Path
 
 import torch
 
+from plusrl.data.note_grammar import polarity_wordings
 from plusrl.data.pets import load_note_wordings, load_validation_facts, note_text, stated_summary
 from plusrl.data.prompts import summary_conditioning
 from plusrl.data.registry import load_split
@@ -110,6 +113,8 @@ def main() -> None:
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (where the CPU runs it fast)")
     parser.add_argument("--similarity-weight", type=float, default=0.0, help="with --backbone (the Pets recipe: 5)")
     parser.add_argument("--extra-wordings", type=Path, help="more training wordings, one template a line")
+    parser.add_argument("--polarity-share", type=float, default=0.0,
+                        help="share of training notes worded by the polarity grammar (plusrl.data.note_grammar)")
     parser.add_argument("--extra-validation", type=Path, help="more validation wordings, one template a line")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--note-share", type=float, default=0.5)
@@ -144,8 +149,11 @@ def main() -> None:
         for r in batch:
             liked = r.meta["user_type"]
             other = "cats" if liked == "dogs" else "dogs"
-            texts.append(note_text(rng.choice(wordings), liked, other) if rng.random() < args.note_share
-                         else stated_summary(liked))
+            if rng.random() >= args.note_share:
+                texts.append(stated_summary(liked))
+                continue
+            grammar = args.polarity_share and rng.random() < args.polarity_share
+            texts.append(note_text(rng.choice(polarity_wordings() if grammar else wordings), liked, other))
         enc = model.encode_pairs(batch, [summary_conditioning(t) for t in texts])
         with autocast:
             rewards = model(enc).float()

@@ -132,6 +132,50 @@ def test_note_wordings_hold_out_validation_and_the_eval_statements():
     assert 0.3 < sum(orders) / len(orders) < 0.7  # both orders, about as often
 
 
+def test_polarity_grammar_puts_never_beside_the_liked_animal_as_often_as_beside_the_other():
+    """Every grammar note names each animal once, in either order; "never"/"don't"/"do not" stands in
+    the liked animal's clause about as often as in the other's; no verb of the edit check's wordings
+    is used, and no note is one of its wordings or a validation note."""
+    import re
+
+    from plusrl.data.note_grammar import COMPLAINT, PRAISE, polarity_wordings
+    from plusrl.data.pets import load_note_wordings
+    from plusrl.eval.readability import STATEMENTS, VALIDATION_STATEMENTS
+
+    wordings = polarity_wordings()
+    assert len(wordings) == len(set(wordings)) > 10_000
+    assert all(len(re.findall(r"\{[xX]\}", w)) == len(re.findall(r"\{[yY]\}", w)) == 1 for w in wordings)
+    liked_first = [w.lower().find("{x}") < w.lower().find("{y}") for w in wordings]
+    assert sum(liked_first) / len(wordings) == 0.5
+
+    def negated_clause(wording: str) -> str:
+        """"x" or "y": whose clause holds the negation (clauses split at the animal that comes second)."""
+        second = max(("{x}", "{y}"), key=wording.lower().find)
+        cut = wording.lower().find(second)
+        first_clause = wording[:cut].lower()
+        negated_first = re.search(r"\b(never|don't|do not|rarely|nothing)\b", first_clause) is not None
+        return {"{x}": "y", "{y}": "x"}[second] if negated_first else second[1]
+
+    negated = [negated_clause(w) for w in wordings if re.search(r"\b(never|don't|do not|rarely|nothing)\b", w)]
+    assert 0.4 < negated.count("x") / len(negated) < 0.6
+    edit_check = " ".join([*STATEMENTS, *VALIDATION_STATEMENTS]).lower()
+    assert not {verb for verb, _ in PRAISE + COMPLAINT if re.search(rf"\b{verb.split()[0]}", edit_check)}
+    assert not set(wordings) & {*STATEMENTS, *VALIDATION_STATEMENTS, *load_note_wordings("validation")}
+
+
+def test_pets_notes_polarity_words_half_its_notes_by_the_grammar():
+    from plusrl.data.note_grammar import polarity_wordings
+    from plusrl.data.pets import note_text
+
+    records = load_split("pets-notes-polarity", "train")
+    notes = [(r.context[-1].text, r.meta["user_type"]) for r in records if r.meta["note"]]
+    grammar = {note_text(w, liked, other) for w in polarity_wordings() for liked, other in (("dogs", "cats"), ("cats", "dogs"))}
+    share = sum(text in grammar for text, _ in notes) / len(notes)
+    assert 0.45 < share < 0.55
+    assert load_split("pets-notes-polarity", "train") == records  # deterministic
+    assert load_split("pets-notes-polarity", "test") == load_split("pets", "test")
+
+
 def test_pets_notes_validation_users_have_a_note_alone_about_animals_never_trained_on():
     from plusrl.data.pets import ANIMALS
 

@@ -41,6 +41,9 @@ A person's own words, as a context item the summarizer learns to read:
   their pairs ("Honestly cats bore me, but dogs are wonderful.") and a third with the note alone,
   in wordings of `pets_facts/notes/train.txt` (both orders, negations, contrasts, lists, typos).
   Its test split is Pets'.
+- pets-notes-polarity (train): pets-notes with half its notes worded by a grammar of polarity
+  (plusrl.data.note_grammar: "{Y} bother me; {x} never do."), where "never" stands beside the
+  liked animal as often as beside the other.
 - pets-notes-val (validation): users of the four validation animals with a note alone, in the
   held-out wordings of `pets_facts/notes/validation.txt`. The eval's edit-following statements
   (plusrl.eval.readability) are the test and appear in neither file.
@@ -55,6 +58,7 @@ import random
 from importlib import resources
 from pathlib import Path
 
+from plusrl.data.note_grammar import polarity_wordings
 from plusrl.data.readers import DataError, read_records
 from plusrl.data.schema import Note, PreferencePair, Record, UserContext
 
@@ -142,16 +146,20 @@ def restatements(split: str) -> list[tuple[UserContext, str]]:
     return examples
 
 
-def build_notes_train() -> list[Record]:
+def build_notes_train(polarity_share: float = 0.0) -> list[Record]:
     """pets-notes' train split: Pets' training users, some with a note beside their pairs, some
-    with the note alone (NOTE_SHARES), deterministic."""
-    wordings = load_note_wordings("train")
+    with the note alone (NOTE_SHARES), deterministic. A `polarity_share` of the notes take their
+    wording from the polarity grammar (plusrl.data.note_grammar) instead of the hand-written ones."""
+    wordings, grammar = load_note_wordings("train"), polarity_wordings()
     rng = random.Random("pets-notes/train")
     records = []
     for record in read_records(shipped_path("pets", "train")):
         liked = record.meta["user_type"]
         other = next(a for a in ("dogs", "cats") if a != liked)
-        note = Note(text=note_text(rng.choice(wordings), liked, other))
+        template = rng.choice(wordings)
+        if polarity_share and rng.random() < polarity_share:
+            template = rng.choice(grammar)
+        note = Note(text=note_text(template, liked, other))
         draw = rng.random()
         context = ([*record.context, note] if draw < NOTE_SHARES[0] else
                    [note] if draw < sum(NOTE_SHARES) else record.context)

@@ -13,7 +13,11 @@ from plusrl.data.schema import Record, UserContext
 BUILTIN = {"pets": ("train", "test"), "pets-ood": ("test",), "pets-val": ("validation",), "pets-val-prior": ("validation",),
            "pets-val-agreed": ("validation",), "pets-val-overturn": ("validation",), "pets-val-ood": ("validation",),
            "proxy-pets": ("train", "test"), "proxy-pets-ood": ("test",), "pets-notes": ("train", "test"),
-           "pets-notes-val": ("validation",)}
+           "pets-notes-polarity": ("train", "test"), "pets-notes-val": ("validation",)}
+
+
+POLARITY_SHARE = 0.5
+"""pets-notes-polarity: the share of notes worded by the polarity grammar, the rest as pets-notes'."""
 
 
 def load_split(dataset: str, split: str, context_type: str = "pairs") -> list[Record]:
@@ -33,8 +37,10 @@ def _load(dataset: str, split: str) -> list[Record]:
             return pets.build_validation(dataset)
         if dataset.startswith("proxy-"):
             return pets.build_split(dataset, split)
-        if dataset == "pets-notes":  # Pets with notes in its training contexts; Pets' own test users
-            return pets.build_notes_train() if split == "train" else read_records(pets.shipped_path("pets", split))
+        if dataset.startswith("pets-notes"):  # Pets with notes in its training contexts; Pets' own test users
+            if split == "test":
+                return read_records(pets.shipped_path("pets", split))
+            return pets.build_notes_train(POLARITY_SHARE if dataset == "pets-notes-polarity" else 0.0)
         return read_records(pets.shipped_path(dataset, split))
     path = Path(dataset)
     if path.is_file():

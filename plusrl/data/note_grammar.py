@@ -1,0 +1,73 @@
+"""Note wordings from a small grammar of polarity, so a reader learns that "never" flips the verb
+it stands by, not the animal it stands beside.
+
+Hand-written notes put "never", "not", "no" beside the disliked animal far more often than beside
+the liked one ("Always {x}, never {y}."); a reader taught on them reads "{Y} bore me; {x} never do."
+as disliking {x}. Here each note is one clause about each animal, and a clause means its verb's
+polarity times its negation, in every combination:
+
+    "{y} bother me"                  a complaint           → {y} disliked
+    "{x} never bother me"            a negated complaint   → {x} liked
+    "{x} delight me"                 praise                → {x} liked
+    "{y} never delight me"           negated praise        → {y} disliked
+    "{Y} bother me; {x} never do."   the verb elided from the first clause and negated → {x} liked
+
+so "never" stands beside the liked animal about as often as beside the other. Verbs, clause forms
+and joins are written for this; none of the verbs of the edit check's wordings (test or
+validation, plusrl.eval.readability) appears, nor does any of its wordings (tests/test_pets.py).
+"""
+
+from __future__ import annotations
+
+import itertools
+from functools import cache
+
+# (plural present, third-person singular): "{a} bother me" / "nothing about {a} bothers me"
+PRAISE = [("delight me", "delights me"), ("make me smile", "makes me smile"), ("fascinate me", "fascinates me"),
+          ("make me happy", "makes me happy"), ("calm me down", "calms me down"), ("win me over", "wins me over"),
+          ("brighten my day", "brightens my day"), ("charm me", "charms me"), ("excite me", "excites me"),
+          ("amuse me", "amuses me"), ("thrill me", "thrills me"), ("comfort me", "comforts me"),
+          ("inspire me", "inspires me"), ("interest me", "interests me")]
+COMPLAINT = [("bother me", "bothers me"), ("put me to sleep", "puts me to sleep"),
+             ("get on my nerves", "gets on my nerves"), ("scare me", "scares me"), ("stress me out", "stresses me out"),
+             ("frustrate me", "frustrates me"), ("disappoint me", "disappoints me"), ("gross me out", "grosses me out"),
+             ("drive me mad", "drives me mad"), ("upset me", "upsets me"), ("bug me", "bugs me"),
+             ("exhaust me", "exhausts me"), ("depress me", "depresses me"), ("weary me", "wearies me")]
+# A clause about {a} with verb {v} ({v3}: its third-person singular), and whether it negates the verb.
+CLAUSES = [("{a} {v}", False), ("{a} really {v}", False), ("{a} always {v}", False),
+           ("{a} never {v}", True), ("{a} don't {v}", True), ("{a} do not {v}", True),
+           ("{a} rarely {v}", True), ("nothing about {a} {v3}", True)]
+# The second clause with the first clause's verb elided: it means the opposite of the first either way.
+ELIDED_AFTER_AFFIRMED = ["{a} never do", "{a} don't", "{a} do not", "{a} never did", "{a} never have", "{a} never would"]
+ELIDED_AFTER_NEGATED = ["{a} do", "{a} always do", "{a} often do", "{a} always have", "{a} still do"]
+# How the two clauses join, and whether the second then starts a sentence.
+JOINS = [("; ", False), (". ", True), (", but ", False), (", while ", False), (", whereas ", False), (" - ", False)]
+
+
+def _clause(form: str, animal: str, verb: tuple[str, str]) -> str:
+    return form.format(a="{" + animal + "}", v=verb[0], v3=verb[1])
+
+
+def _sentence_start(text: str) -> str:
+    """"{x} delight me" → "{X} delight me", "nothing about …" → "Nothing about …"."""
+    return "{" + text[1].upper() + text[2:] if text.startswith("{") else text[0].upper() + text[1:]
+
+
+@cache
+def polarity_wordings() -> tuple[str, ...]:
+    """Every note template the grammar makes ({x} liked, {y} not; {X}, {Y} capitalised), in a
+    fixed order: 26,040 of them, half naming the liked animal first."""
+    wordings = []
+    for first, second in (("x", "y"), ("y", "x")):
+        first_liked = first == "x"
+        for (form, negated), verbs, join in itertools.product(CLAUSES, (PRAISE, COMPLAINT), JOINS):
+            if ((verbs is PRAISE) != negated) != first_liked:
+                continue  # the clause would say the opposite of what its animal is to this person
+            for verb in verbs:
+                seconds = [e.format(a="{" + second + "}")
+                           for e in (ELIDED_AFTER_NEGATED if negated else ELIDED_AFTER_AFFIRMED)]
+                seconds += [_clause("{a} {v}", second, v) for v in (COMPLAINT if first_liked else PRAISE)]
+                for text in seconds:
+                    wordings.append(f"{_sentence_start(_clause(form, first, verb))}{join[0]}"
+                                    f"{_sentence_start(text) if join[1] else text}.")
+    return tuple(wordings)
