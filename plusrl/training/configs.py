@@ -183,8 +183,9 @@ class WrittenNotesConfig:
     them (docs/experiments.md)."""
 
     dataset: str = ""
-    """Users whose context holds a note about themselves (pets-notes, or a path); their pairs are
-    scored under the note's text. Empty: the reward model reads summaries only (the paper's PLUS)."""
+    """Users whose context holds a note about themselves (pets-notes; pets-notes-polarity, half its
+    notes worded by plusrl.data.note_grammar; or a path); their pairs are scored under the note's
+    text. Empty: the reward model reads summaries only (the paper's PLUS)."""
     rows: int = 64
     """Pairs of those users per iteration, drawn afresh each iteration (beside the iteration's
     `rollout_batch_size × ppo.group` summaries)."""
