@@ -37,7 +37,7 @@ def _load(dataset: str, split: str) -> list[Record]:
             return pets.build_validation(dataset)
         if dataset.startswith("proxy-"):
             return pets.build_split(dataset, split)
-        if dataset.startswith("pets-notes"):  # Pets with notes in its training contexts; Pets' own test users
+        if dataset in ("pets-notes", "pets-notes-polarity"):  # Pets with notes in its training contexts; Pets' own test users
             if split == "test":
                 return read_records(pets.shipped_path("pets", split))
             return pets.build_notes_train(POLARITY_SHARE if dataset == "pets-notes-polarity" else 0.0)
