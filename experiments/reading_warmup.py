@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from plusrl.config import load_config
+from plusrl.data.note_grammar import sentence_start
 from plusrl.data.pets import (
     READING_ANIMALS,
     READING_EXAMPLES,
@@ -45,11 +46,6 @@ CLAUSES = Path(__file__).parent / "note_clauses"
 # How two clauses join into a note, and whether the second then starts a sentence.
 CLAUSE_JOINS = ((". ", True), ("! ", True), ("; ", False), (", but ", False), (" and ", False), (", while ", False),
                 (", whereas ", False), (" - ", False))
-
-
-def sentence_start(clause: str) -> str:
-    """A clause template as the start of a sentence: "{x} rock" → "{X} rock", "please no {y}" → "Please no {y}"."""
-    return clause[:2].upper() + clause[2:] if clause.startswith(("{x}", "{y}")) else clause[0].upper() + clause[1:]
 
 
 def composed_wording(rng: random.Random, liked_clauses: list[str], disliked_clauses: list[str]) -> str:

@@ -48,9 +48,9 @@ def _clause(form: str, animal: str, verb: tuple[str, str]) -> str:
     return form.format(a="{" + animal + "}", v=verb[0], v3=verb[1])
 
 
-def _sentence_start(text: str) -> str:
-    """"{x} delight me" → "{X} delight me", "nothing about …" → "Nothing about …"."""
-    return "{" + text[1].upper() + text[2:] if text.startswith("{") else text[0].upper() + text[1:]
+def sentence_start(clause: str) -> str:
+    """A clause template as the start of a sentence: "{x} rock" → "{X} rock", "please no {y}" → "Please no {y}"."""
+    return clause[:2].upper() + clause[2:] if clause.startswith(("{x}", "{y}")) else clause[0].upper() + clause[1:]
 
 
 @cache
@@ -68,6 +68,6 @@ def polarity_wordings() -> tuple[str, ...]:
                            for e in (ELIDED_AFTER_NEGATED if negated else ELIDED_AFTER_AFFIRMED)]
                 seconds += [_clause("{a} {v}", second, v) for v in (COMPLAINT if first_liked else PRAISE)]
                 for text in seconds:
-                    wordings.append(f"{_sentence_start(_clause(form, first, verb))}{join[0]}"
-                                    f"{_sentence_start(text) if join[1] else text}.")
+                    wordings.append(f"{sentence_start(_clause(form, first, verb))}{join[0]}"
+                                    f"{sentence_start(text) if join[1] else text}.")
     return tuple(wordings)
