@@ -87,6 +87,8 @@ VALIDATION_SCORED_PAIR = {"pets-val-agreed": ("birds", "liked"), "pets-val-overt
 CONTEXT_PAIRS = 3
 NOTE_SHARES = (1 / 3, 1 / 3)
 """pets-notes: the shares of training users with a note beside their pairs, and with the note alone."""
+POLARITY_SHARES = {"pets-notes": 0.0, "pets-notes-polarity": 0.5}
+"""Each notes dataset → the share of its notes worded by the polarity grammar, the rest hand-written."""
 
 
 def load_facts() -> dict[str, list[str]]:
@@ -156,7 +158,7 @@ def build_notes_train(polarity_share: float = 0.0) -> list[Record]:
     for record in read_records(shipped_path("pets", "train")):
         liked = record.meta["user_type"]
         other = next(a for a in ("dogs", "cats") if a != liked)
-        template = rng.choice(wordings)
+        template = rng.choice(wordings)  # drawn either way, so that pets-notes keeps its notes
         if polarity_share and rng.random() < polarity_share:
             template = rng.choice(grammar)
         note = Note(text=note_text(template, liked, other))

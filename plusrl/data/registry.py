@@ -16,10 +16,6 @@ BUILTIN = {"pets": ("train", "test"), "pets-ood": ("test",), "pets-val": ("valid
            "pets-notes-polarity": ("train", "test"), "pets-notes-val": ("validation",)}
 
 
-POLARITY_SHARE = 0.5
-"""pets-notes-polarity: the share of notes worded by the polarity grammar, the rest as pets-notes'."""
-
-
 def load_split(dataset: str, split: str, context_type: str = "pairs") -> list[Record]:
     """Records of one split, their contexts given as `context_type` (pairs | guideline | conversation).
 
@@ -37,10 +33,10 @@ def _load(dataset: str, split: str) -> list[Record]:
             return pets.build_validation(dataset)
         if dataset.startswith("proxy-"):
             return pets.build_split(dataset, split)
-        if dataset in ("pets-notes", "pets-notes-polarity"):  # Pets with notes in its training contexts; Pets' own test users
+        if dataset in pets.POLARITY_SHARES:  # Pets with notes in its training contexts; Pets' own test users
             if split == "test":
                 return read_records(pets.shipped_path("pets", split))
-            return pets.build_notes_train(POLARITY_SHARE if dataset == "pets-notes-polarity" else 0.0)
+            return pets.build_notes_train(pets.POLARITY_SHARES[dataset])
         return read_records(pets.shipped_path(dataset, split))
     path = Path(dataset)
     if path.is_file():
