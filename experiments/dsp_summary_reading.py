@@ -15,6 +15,13 @@ reward model learnt what each style description is worth), under each summary an
 oracle text, both given as that reward model was trained: the text alone, no summary template. It
 asks whether the summaries would carry the preference to a reward model that reads style words.
 
+`--right-style` asks the converse, of the run's own reward model: what would it score if the
+summarizer named the user's style for every user? Each user's pair is re-scored under a summary the
+run wrote for another user of the same domain, one that names that domain's style (the next such
+user, in the predictions' order); `--donor-run RUN2` takes those summaries from another run's
+predictions on the same split instead, to tell a reward model's reading from a summarizer's words.
+The run's own summaries are re-scored beside it, which must give back the run's accuracy.
+
     python experiments/dsp_summary_reading.py runs/dsp-qwen1.5b/plus-style-start-seed0 --split test \
         --reward-model runs/dsp-oracle-seed0 --out report/experiments/dsp-summary-reading.json
 """
@@ -70,18 +77,43 @@ def ranks_right(reward_model, texts: list[str], records: list) -> list[bool]:
     return (chosen > rejected).tolist()
 
 
+def right_style_conditionings(predictions: list[dict], donor_predictions: list[dict]) -> list[str]:
+    """For each user, the conditioning text of the next other donor user of their domain (in order)
+    whose summary names that domain's style (their own when they are the only one); ValueError when a
+    domain has none. The donors are the same users as `predictions`, in the same order."""
+    donors = collections.defaultdict(list)
+    for i, p in enumerate(donor_predictions):
+        if summary_kind(p["summary"], p["meta"]) == KINDS[0]:
+            donors[p["meta"]["user_type"]].append(i)
+    out = []
+    for i, p in enumerate(predictions):
+        domain = p["meta"]["user_type"]
+        if not donors[domain]:
+            raise ValueError(f"no donor summary names the {domain} style, so none can stand in")
+        others = [j for j in donors[domain] if j != i] or donors[domain]
+        out.append(donor_predictions[next((j for j in others if j > i), others[0])]["conditioning"])
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run", help="a PLUS run folder whose eval/ holds DSP predictions")
     parser.add_argument("--dataset", default="data/dsp")
     parser.add_argument("--split", default="validation", choices=["validation", "test"])
     parser.add_argument("--reward-model", default="", help="another run whose reward model re-scores the pairs")
+    parser.add_argument("--right-style", action="store_true",
+                        help="re-score with the run's reward model under summaries that name each user's style")
+    parser.add_argument("--donor-run", default="", help="with --right-style: take those summaries from this run")
     parser.add_argument("--by", default="style", choices=["style", "quote"], help="what the summary names, or what it quotes")
     parser.add_argument("--out", default="")
     args = parser.parse_args()
 
     name = Path(args.dataset).name + ("@validation" if args.split == "validation" else "")
-    predictions = [json.loads(line) for line in (Path(args.run) / "eval" / f"{name}.predictions.jsonl").open()]
+
+    def read_predictions(run: str) -> list[dict]:
+        return [json.loads(line) for line in (Path(run) / "eval" / f"{name}.predictions.jsonl").open()]
+
+    predictions = read_predictions(args.run)
     records = {r.user_id: r for r in load_split(args.dataset, args.split)}
     ordered = [records[p["user_id"]] for p in predictions]
     if args.by == "style":
@@ -95,6 +127,15 @@ def main() -> None:
         columns["--reward-model, under the summary"] = ranks_right(reward_model, [p["summary"] for p in predictions], ordered)
         columns["--reward-model, under the oracle text"] = ranks_right(reward_model, [r.oracle for r in ordered], ordered)
 
+    if args.right_style:
+        reward_model = RunDir(Path(args.run)).reward_model()
+        donor_predictions = read_predictions(args.donor_run) if args.donor_run else predictions
+        if [p["user_id"] for p in donor_predictions] != [p["user_id"] for p in predictions]:
+            raise SystemExit(f"{args.donor_run}: its predictions are not of the same users in the same order")
+        columns["re-scored under its summary"] = ranks_right(reward_model, [p["conditioning"] for p in predictions], ordered)
+        columns["under a summary naming the user's style"] = ranks_right(
+            reward_model, right_style_conditionings(predictions, donor_predictions), ordered)
+
     table = collections.defaultdict(dict)
     for kind in (*groups, "all"):
         rows = [i for i, k in enumerate(kinds) if kind in ("all", k)]
@@ -107,6 +148,7 @@ def main() -> None:
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps({"run": args.run, "split": args.split, "reward_model": args.reward_model,
+                                              "right_style": args.right_style, "donor_run": args.donor_run,
                                               "accuracy_by_summary": table}, indent=2))
 
 
