@@ -133,8 +133,11 @@ def main() -> None:
         if [p["user_id"] for p in donor_predictions] != [p["user_id"] for p in predictions]:
             raise SystemExit(f"{args.donor_run}: its predictions are not of the same users in the same order")
         columns["re-scored under its summary"] = ranks_right(reward_model, [p["conditioning"] for p in predictions], ordered)
-        columns["under a summary naming the user's style"] = ranks_right(
-            reward_model, right_style_conditionings(predictions, donor_predictions), ordered)
+        try:
+            stand_ins = right_style_conditionings(predictions, donor_predictions)
+        except ValueError as error:
+            raise SystemExit(f"{args.donor_run or args.run}: {error}") from None
+        columns["under a summary naming the user's style"] = ranks_right(reward_model, stand_ins, ordered)
 
     table = collections.defaultdict(dict)
     for kind in (*groups, "all"):
