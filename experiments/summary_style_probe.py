@@ -6,7 +6,9 @@ the user's domain style; on Pets-like data that it states the user's animal as p
 copying a context sentence (plusrl.eval.readability). Each setting (the recipe's summarizer with
 another `summary_start`, named instruction or instruction in your own words) runs on the same users;
 `--model` puts another LM in the recipe's place (e.g. `gemma3-270m`, a base model, which reads a plain
-"User: …" / "Assistant:" transcript).
+"User: …" / "Assistant:" transcript). `--samples K` draws K summaries per user at each `--temperature`,
+as an RLOO rollout does, instead of the greedy one: whether a group holds a summary that states the
+preference, and whether its summaries differ on it (RL then has something to reinforce), is printed too.
 
     python experiments/summary_style_probe.py --dataset data/dsp --users 48 \
         --summary-start "" --summary-start "The user prefers answers that are"
@@ -16,6 +18,9 @@ another `summary_start`, named instruction or instruction in your own words) run
         --out report/experiments/dsp-validation-qwen1.5b.jsonl
     python experiments/summary_style_probe.py --dataset pets-val --recipe recipes/pets/plus.yaml --users 32 \
         --instruction paper --instruction stated --instruction-text "Which kind of pet …? Start your response with ##Summary"
+    python experiments/summary_style_probe.py --dataset data/dsp --users 64 --model qwen2.5-coder-0.5b \
+        --summary-start "The user prefers answers written in the style of" --samples 4 --temperature 0.3 --temperature 1.0 \
+        summarizer.stop_at_sentence_end=true
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ import argparse
 import dataclasses
 import json
 import time
+
+import torch
 
 from plusrl.data.registry import load_split
 from plusrl.eval.readability import readability_rate
@@ -40,26 +47,39 @@ def main() -> None:
     parser.add_argument("--summary-start", action="append", default=[], help="repeatable; '' for none")
     parser.add_argument("--instruction", action="append", default=[], help="repeatable: paper | stated | contrast")
     parser.add_argument("--instruction-text", action="append", default=[], help="repeatable: your own instruction")
+    parser.add_argument("--samples", type=int, default=0, help="summaries drawn per user (0: the greedy one)")
+    parser.add_argument("--temperature", type=float, action="append", default=[], help="repeatable, with --samples")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("overrides", nargs="*", help="recipe overrides, e.g. summarizer.stop_at_sentence_end=true")
     parser.add_argument("--out", default="", help="also write every user's type and summary to this JSONL file")
     args = parser.parse_args()
-    cfg = method_config(args.recipe, [f"summarizer.model={args.model}"] if args.model else [])
+    cfg = method_config(args.recipe, ([f"summarizer.model={args.model}"] if args.model else []) + args.overrides)
     records = load_split(args.dataset, "validation")[: args.users]
     settings = ([{"summary_start": s} for s in args.summary_start] + [{"instruction": i} for i in args.instruction]
                 + [{"instruction_text": t} for t in args.instruction_text]) or [{}]
+    if args.samples:
+        settings = [{**setting, "temperature": t} for setting in settings for t in args.temperature or [cfg.summarizer.temperature]]
+    group = max(args.samples, 1)
     for setting in settings:
         clock = time.perf_counter()
+        torch.manual_seed(args.seed)
         summarizer = Summarizer(dataclasses.replace(cfg.summarizer, **setting))
-        summaries = summarizer.summarize(records, cfg.data.prompts)
-        print(json.dumps({"model": summarizer.config.model, **setting, "users": len(records),
-                          "states_the_users_preference": readability_rate(summaries, records),
+        summaries = summarizer.summarize(records, cfg.data.prompts, batch_size=8, sample=args.samples > 0, group=group)
+        users = [record for record in records for _ in range(group)]  # each summary's user, in the same order
+        readable = [readability_rate([summary], [user]) == 1.0 for summary, user in zip(summaries, users, strict=True)]
+        groups = [readable[i : i + group] for i in range(0, len(readable), group)]
+        print(json.dumps({"model": summarizer.config.model, **setting, "users": len(records), "summaries_per_user": group,
+                          "states_the_users_preference": readability_rate(summaries, users),
+                          "users_with_one_that_does": sum(map(any, groups)) / len(groups),
+                          "users_whose_summaries_differ_on_it": sum(any(g) and not all(g) for g in groups) / len(groups),
                           "seconds": round(time.perf_counter() - clock, 1),
-                          "examples": [f"{r.meta['user_type']}: {s}" for r, s in list(zip(records, summaries))[:4]]},
+                          "examples": [f"{u.meta['user_type']}: {s}" for u, s in list(zip(users, summaries))[:4]]},
                          indent=1))
         if args.out:  # every summary, to read beside the check's verdict
             with open(args.out, "a", encoding="utf-8") as out:
-                out.writelines(json.dumps({"setting": setting, "user_type": record.meta["user_type"], "summary": summary,
-                                           "readable": readability_rate([summary], [record]) == 1.0}) + "\n"
-                               for record, summary in zip(records, summaries, strict=True))
+                out.writelines(json.dumps({"setting": setting, "user_type": user.meta["user_type"], "summary": summary,
+                                           "readable": verdict}) + "\n"
+                               for user, summary, verdict in zip(users, summaries, readable, strict=True))
 
 
 if __name__ == "__main__":

@@ -135,6 +135,16 @@ def test_summaries_continue_the_configured_start_even_when_the_prompt_is_cut():
     assert summary.startswith(start) and len(summary) > len(start) + 1  # the model wrote on from the start
 
 
+def test_sampled_summaries_come_in_groups_per_record_as_a_rollout_draws_them():
+    summarizer = Summarizer(SummarizerConfig(max_summary_tokens=6, lora_rank=0, temperature=1.0,
+                                             summary_start="The user prefers"))
+    records = load_split("pets", "test")[:2]
+    torch.manual_seed(0)
+    summaries = summarizer.summarize(records, "pets", sample=True, group=3)
+    assert len(summaries) == 6 and all(s.startswith("The user prefers") for s in summaries)
+    assert len(set(summaries)) > 1  # drawn at temperature 1, not the greedy summary repeated
+
+
 def test_the_stated_instruction_gets_a_statement_of_the_preference_instead_of_a_copy():
     """Untrained, on users of animals never seen in training: the paper's instruction gets
     "The user's preference is that of horses to protect their skin…" (1 of 8 readable, measured);

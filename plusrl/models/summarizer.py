@@ -360,14 +360,15 @@ class Summarizer(TrainedWeights, nn.Module):
         return logprobs * rollout.summary_mask
 
     def summarize(self, records: list[Record], dataset: str, batch_size: int = 32, sample: bool = False,
-                  desc: str = "summarizing") -> list[str]:
-        """Summaries for records (greedy by default, for evaluation and serving)."""
+                  desc: str = "summarizing", group: int = 1) -> list[str]:
+        """Summaries for records (greedy by default, for evaluation and serving); with `sample`,
+        `group` summaries per record, each record's next to each other, as an RL rollout draws them."""
         texts = []
         for start in progress(range(0, len(records), batch_size), desc=desc, unit="batch",
                               delay=SHOW_AFTER_S):  # one batch: a request's seconds, or a minute on a slow CPU
             ids, mask = self.batch_prompts(records[start : start + batch_size], dataset)
             with torch.autocast(self.device.type, self.autocast_dtype, enabled=self.autocast_dtype is not None):
-                texts += self.generate(ids, mask, sample=sample, with_values=False).texts
+                texts += self.generate(ids, mask, group=group, sample=sample, with_values=False).texts
         return texts
 
     def restate(self, statements: list[str], dataset: str) -> list[str]:
