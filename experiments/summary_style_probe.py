@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--instruction-text", action="append", default=[], help="repeatable: your own instruction")
     parser.add_argument("--samples", type=int, default=0, help="summaries drawn per user (0: the greedy one)")
     parser.add_argument("--temperature", type=float, action="append", default=[], help="repeatable, with --samples")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="of the sampling, the same for every setting")
     parser.add_argument("overrides", nargs="*", help="recipe overrides, e.g. summarizer.stop_at_sentence_end=true")
     parser.add_argument("--out", default="", help="also write every user's type and summary to this JSONL file")
     args = parser.parse_args()
