@@ -372,9 +372,10 @@ def test_notes_warm_up_teaches_the_reward_model_to_read_notes_it_never_saw(tmp_p
 @pytest.mark.slow
 def test_the_summarizer_waits_for_the_reward_models_warm_up(tmp_path):
     """freeze_summarizer_iterations=1: iteration 0 trains the reward model only (the adapters'
-    B matrices stay at their zero init), iteration 1 trains both."""
+    B matrices stay at their zero init, and no reference pass measures a KL no step uses),
+    iteration 1 trains both."""
     cfg = load_config(PlusConfig, None, [*TINY_PLUS, "ppo.advantage_estimator=rloo", "ppo.group_size=2",
-                                         "ppo.kl_coef=0", "freeze_summarizer_iterations=1", "data.eval_datasets=[]",
+                                         "ppo.kl_coef=0.05", "freeze_summarizer_iterations=1", "data.eval_datasets=[]",
                                          f"output_dir={tmp_path / 'run'}"])
     run_dir = train_plus(cfg)
 
@@ -387,6 +388,7 @@ def test_the_summarizer_waits_for_the_reward_models_warm_up(tmp_path):
     assert any(after[k].abs().sum() > 0 for k in lora_b)
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert "policy/loss" not in metrics[0] and "policy/loss" in metrics[1]
+    assert "policy/kl" not in metrics[0] and math.isfinite(metrics[1]["policy/kl"])
     assert "rm/loss" in metrics[0]
 
 

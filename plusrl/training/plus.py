@@ -125,9 +125,11 @@ def train_plus(cfg: PlusConfig, resume: bool = False) -> Path:
         stats = rollout_stats(rollout, pairs, prompt_mask, r_chosen, r_rejected, returns)
         stats["time/generate_and_score"] = time.perf_counter() - clock
 
-        # 4. KL to the reference policy (adapters off); β = 0 skips this pass and leaves it unmeasured
+        # 4. KL to the reference policy (adapters off), which only shapes a PPO step: β = 0, or an
+        #    iteration where the summarizer is still frozen, skips this pass and leaves it unmeasured
         clock = time.perf_counter()
-        kl = reference_kl(run, rollout, prompt_ids, prompt_mask) if ppo.kl_coef > 0 else None
+        summarizer_moves = run.actor is not None and iteration >= cfg.freeze_summarizer_iterations
+        kl = reference_kl(run, rollout, prompt_ids, prompt_mask) if ppo.kl_coef > 0 and summarizer_moves else None
         stats["time/reference"] = time.perf_counter() - clock
         if kl is not None:
             stats["policy/kl"] = kl.sum(1).mean().item()
@@ -137,7 +139,7 @@ def train_plus(cfg: PlusConfig, resume: bool = False) -> Path:
 
         # 6. M_θ PPO updates of the summarizer (Eq. 6), once the reward model has had its warm-up
         clock = time.perf_counter()
-        if run.actor is not None and iteration >= cfg.freeze_summarizer_iterations:
+        if summarizer_moves:
             stats |= ppo_update(run, rollout, advantages, value_targets)
         stats["time/summarizer_update"] = time.perf_counter() - clock
 
