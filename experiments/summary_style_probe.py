@@ -9,6 +9,8 @@ another `summary_start`, named instruction or instruction in your own words) run
 "User: …" / "Assistant:" transcript). `--samples K` draws K summaries per user at each `--temperature`,
 as an RLOO rollout does, instead of the greedy one: whether a group holds a summary that states the
 preference, and whether its summaries differ on it (RL then has something to reinforce), is printed too.
+`--reading-warmup N` first runs N steps of the recipe's reading warm-up (train_plus's phase 0, its
+restatements set by `reading_warmup.restatements=…`) and probes the summarizer it leaves.
 
     python experiments/summary_style_probe.py --dataset data/dsp --users 48 \
         --summary-start "" --summary-start "The user prefers answers that are"
@@ -21,6 +23,9 @@ preference, and whether its summaries differ on it (RL then has something to rei
     python experiments/summary_style_probe.py --dataset data/dsp --users 64 --model qwen2.5-coder-0.5b \
         --summary-start "The user prefers answers written in the style of" --samples 4 --temperature 0.3 --temperature 1.0 \
         summarizer.stop_at_sentence_end=true
+    python experiments/summary_style_probe.py --dataset data/dsp --users 64 --model qwen2.5-coder-0.5b \
+        --reading-warmup 30 --samples 4 --temperature 0.3 reading_warmup.restatements=dsp-notes \
+        "summarizer.summary_start=The user prefers answers written in the style of" summarizer.stop_at_sentence_end=true
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import tempfile
 import time
 
 import torch
@@ -36,6 +42,7 @@ from plusrl.data.registry import load_split
 from plusrl.eval.readability import readability_rate
 from plusrl.methods import method_config
 from plusrl.models.summarizer import Summarizer
+from plusrl.training.plus import build, reading_warmup
 
 
 def main() -> None:
@@ -50,6 +57,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=0, help="summaries drawn per user (0: the greedy one)")
     parser.add_argument("--temperature", type=float, action="append", default=[], help="repeatable, with --samples")
     parser.add_argument("--seed", type=int, default=0, help="of the sampling, the same for every setting")
+    parser.add_argument("--reading-warmup", type=int, default=0, help="steps of the recipe's reading warm-up first")
     parser.add_argument("overrides", nargs="*", help="recipe overrides, e.g. summarizer.stop_at_sentence_end=true")
     parser.add_argument("--out", default="", help="also write every user's type and summary to this JSONL file")
     args = parser.parse_args()
@@ -60,10 +68,17 @@ def main() -> None:
     if args.samples:
         settings = [{**setting, "temperature": t} for setting in settings for t in args.temperature or [cfg.summarizer.temperature]]
     group = max(args.samples, 1)
+    if args.reading_warmup and any(set(setting) - {"temperature"} for setting in settings):
+        parser.error("--reading-warmup probes the summarizer it trains: vary --temperature only")
+    warmed = warmed_summarizer(cfg, args.reading_warmup) if args.reading_warmup else None
     for setting in settings:
         clock = time.perf_counter()
         torch.manual_seed(args.seed)
-        summarizer = Summarizer(dataclasses.replace(cfg.summarizer, **setting))
+        if warmed:
+            summarizer = warmed
+            summarizer.config = dataclasses.replace(cfg.summarizer, **setting)
+        else:
+            summarizer = Summarizer(dataclasses.replace(cfg.summarizer, **setting))
         summaries = summarizer.summarize(records, cfg.data.prompts, batch_size=8, sample=args.samples > 0, group=group)
         users = [record for record in records for _ in range(group)]  # each summary's user, in the same order
         readable = [readability_rate([summary], [user]) == 1.0 for summary, user in zip(summaries, users, strict=True)]
@@ -80,6 +95,16 @@ def main() -> None:
                 out.writelines(json.dumps({"setting": setting, "user_type": user.meta["user_type"], "summary": summary,
                                            "readable": verdict}) + "\n"
                                for user, summary, verdict in zip(users, summaries, readable, strict=True))
+
+
+def warmed_summarizer(cfg, steps: int) -> Summarizer:
+    """The recipe's summarizer after `steps` of its reading warm-up, as train_plus leaves it before iteration 0."""
+    with tempfile.TemporaryDirectory() as folder:
+        warm = dataclasses.replace(cfg.reading_warmup, steps=steps)
+        run = build(dataclasses.replace(cfg, reading_warmup=warm, output_dir=folder))
+        print(json.dumps({"reading_warmup": steps, "restatements": warm.restatements, **reading_warmup(run)}))
+    run.summarizer.eval()
+    return run.summarizer
 
 
 if __name__ == "__main__":

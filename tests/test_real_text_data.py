@@ -7,9 +7,9 @@ import pytest
 from plusrl.cli import main
 from plusrl.data import dsp, plus_authors
 from plusrl.data.readers import DataError, read_records
-from plusrl.data.registry import load_split
+from plusrl.data.registry import load_restatements, load_split
 from plusrl.data.schema import Note, PreferencePair
-from plusrl.eval.readability import names_style, readability_rate
+from plusrl.eval.readability import named_styles, names_style, readability_rate
 from plusrl.training.plus import load_written_notes
 
 DSP_FIXTURE = "tests/fixtures/dsp/domain_specific_preference.sample.json"
@@ -94,6 +94,21 @@ def test_dsp_summaries_are_readable_when_they_name_the_users_style():
     academy = next(r for r in records if r.meta["user_type"] == "academy")
     assert readability_rate(["Likes stories and poems.", "Likes rigorous, research-based answers."],
                             [literature, academy]) == 1.0
+
+
+def test_dsp_restatements_read_each_note_alone_into_a_summary_that_names_its_style():
+    """The reading warm-up's targets name the note's own style and only it, and its validation
+    wordings are held out from training."""
+    train, validation = load_restatements("dsp-notes"), load_restatements("dsp-notes", "validation")
+    assert (len(train), len(validation)) == (4 * len(dsp.DOMAINS), len(dsp.DOMAINS))
+    notes = {split: {example.context[0].text for example, _ in examples}
+             for split, examples in (("train", train), ("validation", validation))}
+    assert notes["train"].isdisjoint(notes["validation"])
+    for domain in dsp.DOMAINS:
+        restated = [summary for context, summary in train + validation if context.context[0].text in dsp.NOTES[domain]]
+        counts = named_styles(restated[0])
+        assert set(restated) == {restated[0]} and restated[0].startswith(dsp.SUMMARY_START)
+        assert counts[domain] > 0 and sum(counts.values()) == counts[domain]
 
 
 def test_plus_authors_records_keep_the_summarizer_and_reward_model_pairs_apart():

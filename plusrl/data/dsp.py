@@ -28,7 +28,7 @@ import random
 from pathlib import Path
 
 from plusrl.data.readers import DataError
-from plusrl.data.schema import Note, PreferencePair, Record
+from plusrl.data.schema import Note, PreferencePair, Record, UserContext
 
 DOMAINS = ("academy", "business", "entertainment", "literature")
 REFERENCE = "normal"  # Alpaca's own answer: no domain's voice
@@ -67,6 +67,15 @@ NOTES = {
                    "answer like a poet would, with metaphors and beautiful phrasing"),
 }
 ORACLE_TAIL = " Now based on this information about myself, here's a new question:"
+# How a summary names each domain's style: the reading warm-up's targets (`restatements`), after the
+# summary start the DSP runs give the summarizer, so that the words RL starts from name a style.
+SUMMARY_START = "The user prefers answers written in the style of"
+STYLES = {
+    "academy": "an academic: formal, precise and evidence-based",
+    "business": "a business professional: practical and results-oriented",
+    "entertainment": "an entertainer: casual, playful and funny",
+    "literature": "a writer of literature: poetic, imaginative and rich in imagery",
+}
 SPLIT_FRACTIONS = {"test": 0.2, "validation": 0.1}  # of the queries; the rest is train
 
 
@@ -148,3 +157,12 @@ def build(items: list[tuple[str, dict[str, str]]], seed: int = 0, k_context: int
                                                               *record.context]})
                         for record in out["train"]]
     return out
+
+
+def restatements(split: str) -> list[tuple[UserContext, str]]:
+    """(a user's note alone, the summary naming its style) for the reading warm-up
+    (`reading_warmup.restatements=dsp-notes`, with `summarizer.summary_start` = SUMMARY_START):
+    train, the first four wordings of each domain's NOTES; validation, the fifth, held out."""
+    wordings = slice(0, -1) if split == "train" else slice(-1, None)
+    return [(UserContext(context=[Note(text=note)]), f"{SUMMARY_START} {STYLES[domain]}.")
+            for domain in DOMAINS for note in NOTES[domain][wordings]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from plusrl.data import pets
+from plusrl.data import dsp, pets
 from plusrl.data.context_types import with_context_type
 from plusrl.data.readers import DataError, read_records
 from plusrl.data.schema import Record, UserContext
@@ -53,7 +53,7 @@ def _load(dataset: str, split: str) -> list[Record]:
     )
 
 
-RESTATEMENTS = {"pets-notes": pets.restatements}
+RESTATEMENTS = {"pets-notes": pets.restatements, "dsp-notes": dsp.restatements}
 """Built-in sets of (a person's own words, the summary restating them) for the reading warm-up."""
 
 
