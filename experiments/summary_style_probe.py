@@ -24,7 +24,7 @@ restatements set by `reading_warmup.restatements=…`) and probes the summarizer
         --summary-start "The user prefers answers written in the style of" --samples 4 --temperature 0.3 --temperature 1.0 \
         summarizer.stop_at_sentence_end=true
     python experiments/summary_style_probe.py --dataset data/dsp --users 64 --model qwen2.5-coder-0.5b \
-        --reading-warmup 30 --samples 4 --temperature 0.3 reading_warmup.restatements=dsp-notes \
+        --reading-warmup 60 --samples 4 --temperature 0.3 --temperature 1.0 reading_warmup.restatements=dsp-notes \
         "summarizer.summary_start=The user prefers answers written in the style of" summarizer.stop_at_sentence_end=true
 """
 
