@@ -5,11 +5,19 @@ peak, side by side with TRL's GRPOTrainer doing the same summarizer work.
                                           [--minibatch 16] [--iterations 3] [--peer trl|none]
                                           [--precision fp32,bf16] [--summarizer M] [--reward-model M]
                                           [--dataset D] [--rm-max-length N] [--rm-disable-dropout]
+    python benchmarks/co_training_step.py --recipe recipes/pets/plus.yaml [--iterations 4]
+                                          [--precision fp32] [KEY=VALUE ...]
 
 It first says what it ran on (CPU model, the kernel level torch runs at, torch version, threads)
 and what `precision: auto` resolves to there, so figures from different machines compare. To
 see how another CPU kind behaves on this one, cap oneDNN's kernels: ONEDNN_MAX_CPU_ISA=AVX512_CORE
 (AVX-512 without BF16: bf16 emulated) or ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2.
+
+`--recipe` times a recipe's own co-training iterations instead (its notes, similarity term,
+reward-model passes, KL and replay, with KEY=VALUE overrides as `plusrl train` takes them): every
+iteration moves the summarizer, nothing is evaluated, and the reading warm-up, when the recipe has
+one, is timed once before them. This is how to see what a recipe change costs on this machine
+without a full run (there is no TRL peer in this mode).
 
 `--summarizer qwen2.5-coder-0.5b --reward-model qwen2.5-coder-0.5b` times the paper's model family
 (embedded, optional) in place of SmolLM2-135M and MiniLM-L6, and the peak memory is printed.
@@ -32,7 +40,9 @@ Measures in the same run, once per precision asked for:
 FLOPs count 2·N per token for a forward pass and 2·N more for the activation gradients of a
 backward pass, plus 2·N for weight gradients where every weight trains (N = non-embedding
 parameters plus the LM head where logits are computed; LoRA adapters, being tiny, and
-attention scores are left out).
+attention scores are left out). Reward-model tokens are those of the (conditioning, response) rows;
+the similarity term's own passes over conditioning texts and responses (a recipe's similarity_weight)
+are left out, so its MFU reads low there.
 """
 
 from __future__ import annotations
@@ -47,7 +57,7 @@ from pathlib import Path
 
 import torch
 
-from plusrl.config import from_dict
+from plusrl.config import from_dict, load_config
 from plusrl.data.registry import load_split
 from plusrl.models.loader import load_causal_lm
 from plusrl.models.reward_model import RewardModel, RewardModelConfig
@@ -87,7 +97,7 @@ def parameter_counts(model: torch.nn.Module) -> tuple[int, int]:
 
 
 def run_plusrl(args, workdir: Path, precision: str) -> list[dict]:
-    cfg = from_dict(PlusConfig, {
+    cfg = recipe_config(args, workdir, precision) if args.recipe else from_dict(PlusConfig, {
         "method": "plus", "output_dir": str(workdir), "iterations": args.iterations, "precision": precision,
         "rollout_batch_size": args.users, "rm_optim": {"batch_size": args.minibatch, "epochs": 1},
         "save_every": 10**6, "sample_every": 10**6,
@@ -104,7 +114,15 @@ def run_plusrl(args, workdir: Path, precision: str) -> list[dict]:
     AcceleratorState._reset_state(reset_partial_state=True)  # one process, several precisions: a fresh state each
     run_dir = train_plus(cfg)
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return rows[1:]  # the first iteration warms up allocators and kernels
+    return rows
+
+
+def recipe_config(args, workdir: Path, precision: str) -> PlusConfig:
+    """The recipe with its overrides, cut to `iterations` in which the summarizer moves, unevaluated."""
+    return load_config(PlusConfig, args.recipe, [
+        *args.overrides, f"iterations={args.iterations}", "freeze_summarizer_iterations=0",
+        "data.eval_datasets=[]", "data.calibration_datasets=[]", f"save_every={10**6}", f"sample_every={10**6}",
+        f"output_dir={workdir}", f"precision={precision}"])
 
 
 def run_trl(args, records, summarizer: Summarizer, reward_model: RewardModel, precision: str) -> list[dict]:
@@ -178,9 +196,20 @@ def main() -> None:
                         help="reward-model tokens per input (DSP recipe: 256)")
     parser.add_argument("--rm-disable-dropout", action="store_true",
                         help="train the reward model without dropout (reward_model.disable_dropout)")
+    parser.add_argument("--recipe", help="time this recipe's co-training iterations (e.g. recipes/pets/plus.yaml)")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides, with --recipe")
     args = parser.parse_args()
     if args.peer == "trl" and args.dataset != "pets":
         parser.error("the TRL comparison runs on pets users: add --peer none for another dataset")
+    if args.recipe:
+        if args.peer == "trl":
+            parser.error("--recipe times plusrl alone: add --peer none")
+        cfg = load_config(PlusConfig, args.recipe, args.overrides)
+        args.users, args.group = cfg.rollout_batch_size, cfg.ppo.group_size
+        args.summarizer, args.reward_model = cfg.summarizer.model, cfg.reward_model.backbone
+        args.rm_max_length = cfg.reward_model.max_length
+    elif args.overrides:
+        parser.error("KEY=VALUE overrides go with --recipe")
 
     auto = resolve_precision("auto", torch.device("cpu"))
     print(f"CPU: {cpu_model()}; kernels: {cpu_kernels()}; torch {torch.__version__}; threads={torch.get_num_threads()}")
@@ -209,15 +238,22 @@ def main() -> None:
             print(f"plusrl / TRL summary tokens/s, {precision}: {(summary_tokens / ours) / (trl_tokens / trl_seconds):.2f}×")
 
 
-def report_plusrl(args, rows: list[dict], body: int, head: int, rm_body: int, peak: float) -> tuple[float, float]:
+def report_plusrl(args, all_rows: list[dict], body: int, head: int, rm_body: int, peak: float) -> tuple[float, float]:
     """Print plusrl's per-phase table; return the seconds and summary tokens of the summarizer's part."""
+    rows = all_rows[1:]  # the first iteration warms up allocators and kernels
+
     def mean(key):
-        return statistics.mean(r[key] for r in rows)
+        return statistics.mean(r.get(key, 0.0) for r in rows)
+
+    if "time/reading_warmup" in all_rows[0]:
+        print(f"reading warm-up, once before co-training: {all_rows[0]['time/reading_warmup']:.1f} s")
 
     prompt_tokens, summary_tokens, rm_tokens = mean("tokens/prompt"), mean("tokens/summary"), mean("tokens/reward_model")
     phases = [  # name, seconds, tokens, FLOPs
         ("generate + reward", mean("time/generate_and_score"), prompt_tokens + summary_tokens,
          2 * body * (prompt_tokens + summary_tokens) + 2 * head * summary_tokens + 2 * rm_body * rm_tokens),
+        ("reference (KL)", mean("time/reference"), prompt_tokens + summary_tokens,
+         2 * body * (prompt_tokens + summary_tokens) + 2 * head * summary_tokens),
         ("summarizer RLOO update", mean("time/summarizer_update"), summary_tokens, 4 * (body + head) * summary_tokens),
         ("reward-model BT update", mean("time/reward_model_update"), rm_tokens, 6 * rm_body * rm_tokens),
     ]
@@ -225,8 +261,10 @@ def report_plusrl(args, rows: list[dict], body: int, head: int, rm_body: int, pe
           f"prompt tokens {prompt_tokens:.0f}, summary tokens {summary_tokens:.0f}, RM tokens {rm_tokens:.0f}")
     print(f"{'phase':<26}{'seconds':>9}{'tokens/s':>11}{'GFLOP/s':>10}{'MFU':>8}")
     for name, seconds, tokens, flops in phases:
+        if not seconds:
+            continue  # e.g. no reference pass at β = 0
         print(f"{name:<26}{seconds:>9.2f}{tokens / seconds:>11.0f}{flops / seconds / 1e9:>10.1f}{flops / seconds / peak:>8.1%}")
-    ours = mean("time/generate_and_score") + mean("time/summarizer_update")
+    ours = mean("time/generate_and_score") + mean("time/reference") + mean("time/summarizer_update")
     print(f"summarizer part of a step: {ours:.1f} s = {summary_tokens / ours:.0f} summary tokens/s; "
           f"whole co-training step {sum(p[1] for p in phases):.1f} s")
     return ours, summary_tokens

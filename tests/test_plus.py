@@ -18,7 +18,7 @@ from plusrl.models.summarizer import Summarizer, SummarizerConfig, _CopiedContin
 from plusrl.training.checkpoint import latest_checkpoint
 from plusrl.training.configs import PlusConfig
 from plusrl.training.losses import bradley_terry_loss
-from plusrl.training.plus import build, notes_warmup, reward_update, score_pairs, train_plus
+from plusrl.training.plus import build, notes_warmup, reward_passes, reward_update, score_pairs, train_plus
 
 TINY_PLUS = [
     "iterations=2",
@@ -304,11 +304,12 @@ def test_plus_learns_the_reward_model_reads_fresh_summaries_and_the_return_rises
 
 @pytest.mark.slow
 def test_replay_keeps_teaching_restatements_during_co_training(tmp_path):
-    """With replay_coef, every PPO step also descends the restatements' NLL: logged per
-    iteration, and falling as RL goes on without any warm-up steps."""
+    """With replay_coef, every PPO step also descends the restatements' NLL (on replay_batch_size
+    of them): logged per iteration, and falling as RL goes on without any warm-up steps."""
     cfg = load_config(PlusConfig, None, [*TINY_PLUS, "iterations=4", "freeze_summarizer_iterations=0",
                                          "summarizer.instruction=stated", "reading_warmup.replay_coef=1.0",
-                                         "reading_warmup.batch_size=8", "report_to=none", f"output_dir={tmp_path}"])
+                                         "reading_warmup.batch_size=16", "reading_warmup.replay_batch_size=8",
+                                         "report_to=none", f"output_dir={tmp_path}"])
     rows = [json.loads(line) for line in (train_plus(cfg) / "metrics.jsonl").read_text().splitlines()]
     replay = [row["policy/replay_nll"] for row in rows]
     assert len(replay) == 4 and all(math.isfinite(x) for x in replay)
@@ -319,9 +320,11 @@ def test_replay_keeps_teaching_restatements_during_co_training(tmp_path):
 def test_written_notes_train_the_reward_model_on_peoples_own_words(tmp_path):
     """With written_notes, each reward-model update also takes `rows` pairs of users who wrote a
     note, drawn by seed and iteration (a resumed run draws the same) and scored under the note as
-    written: the update reads exactly those (pair, note) rows and lowers their loss."""
+    written: the update reads exactly those (pair, note) rows, `written_notes.epochs` times, and
+    lowers their loss."""
     cfg = load_config(PlusConfig, None, [*TINY_PLUS, "written_notes.dataset=pets-notes", "written_notes.rows=16",
-                                         "rm_optim.lr=1e-4", "report_to=none", f"output_dir={tmp_path}"])
+                                         "written_notes.epochs=2", "rm_optim.epochs=1", "rm_optim.lr=1e-4",
+                                         "report_to=none", f"output_dir={tmp_path}"])
     run = build(cfg)
     assert len(run.written_notes.rows) > 1000  # about two users in three of Pets' 1,970 wrote a note
     assert all(pair.meta["user_type"] in note.lower() for pair, note in run.written_notes.rows[:100])
@@ -337,8 +340,19 @@ def test_written_notes_train_the_reward_model_on_peoples_own_words(tmp_path):
 
     before, tokens = loss_and_tokens()
     stats = reward_update(run, [], [], iteration=3)
-    assert stats["tokens/reward_model"] == cfg.rm_optim.epochs * tokens
+    assert stats["tokens/reward_model"] == 2 * tokens
     assert loss_and_tokens()[0] < before
+
+
+def test_a_reward_update_passes_over_summaries_and_notes_as_often_as_each_asks():
+    """Rows 0-1 are summaries, 2-4 notes: each pass holds every row it covers once."""
+    one_over_summaries = load_config(PlusConfig, None, ["rm_optim.epochs=1", "written_notes.epochs=3"])
+    assert [p.tolist() for p in reward_passes(one_over_summaries, 2, 3)] == [[0, 1, 2, 3, 4], [2, 3, 4], [2, 3, 4]]
+    notes_follow = load_config(PlusConfig, None, ["rm_optim.epochs=2"])
+    assert [p.tolist() for p in reward_passes(notes_follow, 2, 3)] == [[0, 1, 2, 3, 4]] * 2
+    fewer_over_notes = load_config(PlusConfig, None, ["rm_optim.epochs=2", "written_notes.epochs=1"])
+    assert [p.tolist() for p in reward_passes(fewer_over_notes, 2, 3)] == [[0, 1, 2, 3, 4], [0, 1]]
+    assert [p.tolist() for p in reward_passes(one_over_summaries, 2, 0)] == [[0, 1]]  # no notes drawn
 
 
 @pytest.mark.slow

@@ -207,8 +207,9 @@ def build(cfg: PlusConfig, resume: bool = False) -> PlusRun:
         steps = cfg.iterations * ppo.ppo_epochs * math.ceil(n_summaries / ppo.minibatch_size)
         actor = Updates(optimizer, cosine_schedule(optimizer, ppo.warmup_ratio, steps), policy, ppo.max_grad_norm)
     if spec.train_reward_model:
-        rm = adamw_updates(reward_model, cfg.rm_optim, cfg.iterations * cfg.rm_optim.epochs
-                           * math.ceil((n_summaries + n_written) / cfg.rm_optim.batch_size))
+        passes = reward_passes(cfg, n_summaries, n_written)
+        rm = adamw_updates(reward_model, cfg.rm_optim,
+                           cfg.iterations * sum(math.ceil(len(rows) / cfg.rm_optim.batch_size) for rows in passes))
     reading = cfg.reading_warmup
     restatements = Restatements(load_restatements(reading.restatements), random.Random(f"reading-warmup/{cfg.seed}")) \
         if reading.steps or reading.replay_coef else None
@@ -235,7 +236,7 @@ def reading_warmup(run: PlusRun) -> dict:
     clock, losses = time.perf_counter(), []
     run.summarizer.train()
     for _ in progress(range(warm.steps), desc="reading warm-up", unit="step", disable=not run.ctx.is_main):
-        loss = restatement_loss(run)
+        loss = restatement_loss(run, warm.batch_size)
         updates.step(accelerator, loss)
         losses.append(loss.item())
     return {"warmup/loss_first": losses[0], "warmup/loss_last": losses[-1],
@@ -270,10 +271,9 @@ def _constant_lr_updates(run: PlusRun, optimizer: torch.optim.Optimizer, params:
     return updates
 
 
-def restatement_loss(run: PlusRun) -> torch.Tensor:
+def restatement_loss(run: PlusRun, batch_size: int) -> torch.Tensor:
     """The summarizer's NLL of restating a batch of people's notes (the reading warm-up's loss)."""
-    contexts, summaries = zip(*run.ctx.local_share(run.restatements.sample(run.cfg.reading_warmup.batch_size)),
-                              strict=True)
+    contexts, summaries = zip(*run.ctx.local_share(run.restatements.sample(batch_size)), strict=True)
     prompt_ids, prompt_mask = run.summarizer.batch_prompts(list(contexts), run.prompts)
     target_ids, target_mask = run.summarizer.target_ids(list(summaries))
     with run.ctx.accelerator.autocast():
@@ -380,6 +380,7 @@ def ppo_update(run: PlusRun, rollout: Rollout, advantages: torch.Tensor, value_t
     ppo, accelerator = run.cfg.ppo, run.ctx.accelerator
     mask = rollout.summary_mask.float()
     replay_coef = run.cfg.reading_warmup.replay_coef
+    replay_batch = run.cfg.reading_warmup.replay_batch_size or run.cfg.reading_warmup.batch_size
     totals = {"policy/loss": 0.0, "policy/clipfrac": 0.0, "policy/approx_kl": 0.0, "value/loss": 0.0} | (
         {"policy/replay_nll": 0.0} if replay_coef else {})
     n_steps = 0
@@ -399,7 +400,7 @@ def ppo_update(run: PlusRun, rollout: Rollout, advantages: torch.Tensor, value_t
             else:
                 loss = loss + 0.0 * values.sum()  # keep the value head in the graph for DDP
             if replay_coef:  # PPO-ptx's mix: keep the reading the warm-up taught
-                replay = restatement_loss(run)
+                replay = restatement_loss(run, replay_batch)
                 loss = loss + replay_coef * replay
                 totals["policy/replay_nll"] += replay.item()
             run.actor.step(accelerator, loss)
@@ -418,19 +419,30 @@ def ppo_update(run: PlusRun, rollout: Rollout, advantages: torch.Tensor, value_t
     return stats
 
 
+def reward_passes(cfg: PlusConfig, n_summaries: int, n_notes: int) -> list[torch.Tensor]:
+    """The rows of each pass of a reward-model update (summaries first, then notes): `rm_optim.epochs`
+    passes over the summaries and `written_notes.epochs` (or as many) over the notes, shuffled
+    together while both last."""
+    note_epochs = (cfg.written_notes.epochs or cfg.rm_optim.epochs) if n_notes else 0
+    summaries, notes = torch.arange(n_summaries), torch.arange(n_summaries, n_summaries + n_notes)
+    return [torch.cat([summaries] * (epoch < cfg.rm_optim.epochs) + [notes] * (epoch < note_epochs))
+            for epoch in range(max(cfg.rm_optim.epochs, note_epochs))]
+
+
 def reward_update(run: PlusRun, pairs: list[Record], summaries: list[str], iteration: int) -> dict:
-    """`rm_optim.epochs` passes of Bradley-Terry steps over the iteration's (pair, summary) rows, and
-    (pair, note) rows of users who wrote a note when `written_notes` is on: their own words stand
-    where a summary would, as a person's edit does in the service."""
+    """Passes of Bradley-Terry steps over the iteration's (pair, summary) rows, and (pair, note)
+    rows of users who wrote a note when `written_notes` is on: their own words stand where a
+    summary would, as a person's edit does in the service (`reward_passes` says how many of each)."""
     accelerator, optim = run.ctx.accelerator, run.cfg.rm_optim
     run.reward_forward.train()
     pairs = [record.for_reward_model() for record in pairs]
+    n_summaries = len(pairs)
     if run.written_notes:
         mine = run.ctx.local_share(run.written_notes.draw(iteration))
         pairs, summaries = pairs + [pair for pair, _ in mine], [*summaries, *(note for _, note in mine)]
     losses, tokens = [], 0
-    for _ in range(optim.epochs):
-        for idx in torch.randperm(len(pairs)).split(max(1, optim.batch_size // accelerator.num_processes)):
+    for rows in reward_passes(run.cfg, n_summaries, len(pairs) - n_summaries):
+        for idx in rows[torch.randperm(len(rows))].split(max(1, optim.batch_size // accelerator.num_processes)):
             with accelerator.autocast():
                 r_c, r_r, n = score_pairs(run.reward_model, run.reward_forward, [pairs[i] for i in idx],
                                           [summaries[i] for i in idx], run.prompts)
