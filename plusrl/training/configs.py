@@ -170,7 +170,7 @@ class ReadingWarmupConfig:
     the reading it was taught, and the plain statement it restates in. 0: off."""
     replay_batch_size: int = 0
     """Restatements in each PPO step's replay batch; 0: `batch_size`. The replay's prompts cost
-    most of a PPO step on a CPU (a batch of 16 is about three quarters of it on Pets): a smaller
+    most of a PPO step on a CPU (a batch of 16 is about two thirds of it on Pets, fp32): a smaller
     batch keeps the same mean NLL at the same weight, with more noise, for less time."""
 
     def __post_init__(self):
@@ -201,8 +201,9 @@ class WrittenNotesConfig:
     chance while the summarizer looks for a description it can read (docs/experiments.md). 0: none."""
     epochs: int = 0
     """Passes of each reward-model update over these rows; 0: `rm_optim.epochs`, as over the
-    summaries. More passes over the notes than over the summaries spend the update where the reward
-    model has the most to learn: a person's many wordings, against the summarizer's one statement."""
+    summaries. E.g. rm_optim.epochs=1 with 2 here: the notes' many wordings get two passes and the
+    summarizer's plain statements one (a sixth less of the Pets recipe's update; docs/experiments.md
+    measures what it does to the reading of notes)."""
 
     def __post_init__(self):
         if self.rows < 1 or self.warmup_steps < 0 or self.epochs < 0:
