@@ -51,8 +51,11 @@ def cosine_schedule(optimizer, warmup_ratio: float, total_steps: int):
 def adamw(model: torch.nn.Module, optim) -> tuple[torch.optim.AdamW, list[torch.nn.Parameter]]:
     """AdamW over a model's trainable weights as an OptimConfig says (all but its schedule), and those weights."""
     params = [p for p in model.parameters() if p.requires_grad]
+    # fused: one kernel per step instead of a temporary per operation and tensor; the same update to
+    # float rounding, and on 2 CPU cores ~25x faster for MiniLM's 22.6M weights (1.15 s -> 0.04 s a
+    # step), most of it the word embeddings (docs/performance.md)
     return torch.optim.AdamW(params, lr=optim.lr, betas=(optim.adam_beta1, optim.adam_beta2),
-                             weight_decay=optim.weight_decay), params
+                             weight_decay=optim.weight_decay, fused=True), params
 
 
 def adamw_updates(model: torch.nn.Module, optim, total_steps: int) -> Updates:
