@@ -115,7 +115,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
 
 
 def test_the_fused_optimizer_takes_torchs_reference_adamw_steps():
-    """Every trainer's AdamW is fused (one kernel a step, far faster on CPU): the same update as
+    """Every trainer's AdamW is fused (one kernel a step, faster on CPU): the same update as
     the reference for-loop AdamW, with every optimizer field honoured, to float rounding."""
     torch.manual_seed(0)
     ours_model, reference_model = torch.nn.Linear(8, 3), torch.nn.Linear(8, 3)

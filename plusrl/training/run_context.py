@@ -52,8 +52,8 @@ def adamw(model: torch.nn.Module, optim) -> tuple[torch.optim.AdamW, list[torch.
     """AdamW over a model's trainable weights as an OptimConfig says (all but its schedule), and those weights."""
     params = [p for p in model.parameters() if p.requires_grad]
     # fused: one kernel per step instead of a temporary per operation and tensor; the same update to
-    # float rounding, and on 2 CPU cores ~25x faster for MiniLM's 22.6M weights (1.15 s -> 0.04 s a
-    # step), most of it the word embeddings (docs/performance.md)
+    # float rounding, ~5x faster on 2 CPU cores for MiniLM's 22.6M weights (0.084 s -> 0.016 s a step,
+    # 3 % of the Pets co-training step in fp32; docs/performance.md)
     return torch.optim.AdamW(params, lr=optim.lr, betas=(optim.adam_beta1, optim.adam_beta2),
                              weight_decay=optim.weight_decay, fused=True), params
 
