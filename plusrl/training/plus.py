@@ -52,7 +52,7 @@ from plusrl.training.losses import (
     value_loss,
 )
 from plusrl.training.checkpoint import finished, run_folder
-from plusrl.training.run_context import RunContext, Updates, adamw, adamw_updates, cosine_schedule
+from plusrl.training.run_context import RunContext, Updates, adamw, adamw_updates, cosine_schedule, fused_adamw
 
 log = logging.getLogger(__name__)
 
@@ -203,8 +203,7 @@ def build(cfg: PlusConfig, resume: bool = False) -> PlusRun:
         groups = [{"params": policy, "lr": ppo.actor_lr}]
         if ppo.advantage_estimator == "gae":
             groups.append({"params": list(summarizer.value_head.parameters()), "lr": ppo.critic_lr})
-        optimizer = torch.optim.AdamW(groups, betas=(ppo.adam_beta1, ppo.adam_beta2), weight_decay=0.0,
-                                      fused=True)  # fused: as run_context.adamw
+        optimizer = fused_adamw(groups, betas=(ppo.adam_beta1, ppo.adam_beta2), weight_decay=0.0)
         steps = cfg.iterations * ppo.ppo_epochs * math.ceil(n_summaries / ppo.minibatch_size)
         actor = Updates(optimizer, cosine_schedule(optimizer, ppo.warmup_ratio, steps), policy, ppo.max_grad_norm)
     if spec.train_reward_model:
@@ -232,7 +231,7 @@ def reading_warmup(run: PlusRun) -> dict:
     them. Teacher-forced through the same prefix-cached pass as the PPO update."""
     warm, accelerator = run.cfg.reading_warmup, run.ctx.accelerator
     policy = run.summarizer.policy_parameters()
-    updates = _constant_lr_updates(run, torch.optim.AdamW(policy, lr=warm.lr, weight_decay=0.0, fused=True), policy,
+    updates = _constant_lr_updates(run, fused_adamw(policy, lr=warm.lr, weight_decay=0.0), policy,
                                    run.cfg.ppo.max_grad_norm)
     clock, losses = time.perf_counter(), []
     run.summarizer.train()
