@@ -39,7 +39,6 @@ from pathlib import Path
 import torch
 
 from plusrl.data.pets import shipped_path
-from plusrl.data.prompts import summary_conditioning
 from plusrl.data.readers import read_records
 from plusrl.eval.accuracy import score_responses
 from plusrl.eval.guidance import RunConditionings
@@ -107,7 +106,7 @@ def measure(run_dir: str, test: bool, restate_instruction: str = "", few_shot_re
     if restate_instruction and conditionings.summarizer is not None:
         conditionings.summarizer.config.instruction_text = restate_instruction
     model = run.reward_model().eval()
-    as_written = summary_conditioning if conditionings.summarizer is not None else str
+    as_written = model.as_conditioning if conditionings.summarizer is not None else str
     weights = sorted({1.0, model.guidance_weight})
     population = model.population or conditionings.population()
 

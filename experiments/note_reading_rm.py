@@ -40,7 +40,6 @@ import torch
 
 from plusrl.data.note_grammar import polarity_wordings
 from plusrl.data.pets import load_note_wordings, load_validation_facts, note_text, stated_summary
-from plusrl.data.prompts import summary_conditioning
 from plusrl.data.registry import load_split
 from plusrl.eval.accuracy import score_responses
 from plusrl.eval.readability import VALIDATION_EDIT_PAIRS, EditCase, edit_cases, edit_following
@@ -56,7 +55,7 @@ COMPOSED_NOTES = 64
 
 def stated_accuracy(model, dataset: str) -> float:
     records = load_split(dataset, "validation", "pairs")
-    conditionings = [summary_conditioning(stated_summary(r.meta["user_type"])) for r in records]
+    conditionings = [model.as_conditioning(stated_summary(r.meta["user_type"])) for r in records]
     chosen = score_responses(model, conditionings, [r.prompt for r in records], [r.chosen for r in records])
     rejected = score_responses(model, conditionings, [r.prompt for r in records], [r.rejected for r in records])
     return 100 * (chosen > rejected).float().mean().item()
@@ -154,7 +153,7 @@ def main() -> None:
                 continue
             grammar = args.polarity_share and rng.random() < args.polarity_share
             texts.append(note_text(rng.choice(polarity_wordings() if grammar else wordings), liked, other))
-        enc = model.encode_pairs(batch, [summary_conditioning(t) for t in texts])
+        enc = model.encode_pairs(batch, [model.as_conditioning(t) for t in texts])
         with autocast:
             rewards = model(enc).float()
         loss = bradley_terry_loss(rewards[: len(batch)], rewards[len(batch):])

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from plusrl.data.prompts import summary_conditioning
 from plusrl.eval.guidance import RunConditionings, accuracy_by_weight, calibrated_weight, pair_accuracy_by_weight
 from plusrl.eval.readability import PROMPT, edit_cases
 from plusrl.run_dir import RunDir
@@ -47,7 +46,7 @@ def measure(run_dir: str) -> dict:
     for spec in TESTS:
         result[spec] = pair_accuracy_by_weight(model, conditionings, spec, population, (1.0, w))
     cases = edit_cases()
-    as_written = summary_conditioning if conditionings.summarizer is not None else str
+    as_written = model.as_conditioning if conditionings.summarizer is not None else str
     result["edit_following"] = accuracy_by_weight(model, [as_written(c.statement) for c in cases], [PROMPT] * len(cases),
                                                   [c.liked_fact for c in cases], [c.other_fact for c in cases],
                                                   population, (1.0, w))

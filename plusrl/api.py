@@ -19,7 +19,6 @@ from pathlib import Path
 
 import torch
 
-from plusrl.data.prompts import summary_conditioning
 from plusrl.data.readers import DataError, parse_user_context
 from plusrl.models.reward_model import RewardModel, RewardModelConfig
 from plusrl.models.summarizer import Summarizer as SummarizerModel
@@ -61,7 +60,7 @@ class PersonalizedRewardModel:
                             "not a summary: score it with plusrl eval on records that carry their context")
         if not responses:
             return []
-        conditioning = None if summary is None else summary_conditioning(summary)
+        conditioning = None if summary is None else self.model.as_conditioning(summary)
         out = []
         for start in range(0, len(responses), batch_size):
             chunk = responses[start : start + batch_size]

@@ -57,6 +57,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected float, got {value!r}") from None
     if tp is Any or (isinstance(tp, type) and isinstance(value, tp) and not (tp is int and isinstance(value, bool))):
         return value
+    if tp is str and isinstance(value, (dict, list)):  # "{summary}" unquoted is a YAML mapping
+        raise ConfigError(f"{where}: expected text, got {value!r}; YAML reads braces and brackets as structure: "
+                          "quote the text (key='\"{...}\"' on the command line)")
     raise ConfigError(f"{where}: expected {getattr(tp, '__name__', tp)}, got {value!r}")
 
 

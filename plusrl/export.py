@@ -30,7 +30,6 @@ from plusrl.api import (
     SUMMARIZER_FILE,
 )
 from plusrl.config import ConfigError
-from plusrl.data.prompts import SUMMARY_CONDITIONING
 from plusrl.io import atomic_dir
 from plusrl.methods import method_spec
 from plusrl.models.loader import EMBEDDED, load_causal_lm
@@ -68,7 +67,7 @@ def _reward_model(run: RunDir, folder: Path) -> dict:
     config = {k: v for k, v in asdict(model.config).items() if k not in ("backbone", "lora_rank", "lora_alpha")}
     card = {
         "config": config,
-        "conditioning_template": SUMMARY_CONDITIONING,
+        "conditioning_template": model.config.summary_template,
         "response_format": RESPONSE_FORMAT,
         "how_to_score": (
             "Tokenize (conditioning_template.format(summary=...), response_format.format(prompt=..., "

@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from plusrl.cli import main
-from plusrl.config import load_config
+from plusrl.config import ConfigError, load_config
 from plusrl.data.registry import load_split
 from plusrl.eval.accuracy import score_pairs
 from plusrl.eval.runs import evaluate_run
@@ -71,6 +71,29 @@ def test_max_length_truncation_is_counted(tmp_path):
     records = load_split("pets", "test")[:4]
     enc = model.encode(build_conditionings("icl", records, "pets"), [r.prompt for r in records], [r.chosen for r in records])
     assert enc.n_truncated == 4 and enc.input_ids.shape[1] == 32
+
+
+def test_a_summary_template_of_the_summary_alone_halves_each_row():
+    """reward_model.summary_template="{summary}" scores the summary without App. I.1's sentence around it:
+    the rows it reads are shorter by the sentence's tokens; a template without one {summary} is refused."""
+    records = load_split("pets", "test")[:4]
+    summaries = ["  The user prefers dogs. "] * 4
+    assert build_conditionings("plus", records, "pets", summaries, "{summary}") == ["The user prefers dogs."] * 4
+    paper = build_conditionings("plus", records, "pets", summaries)
+    assert paper[0].startswith("Here is the summary of my preferences") and "The user prefers dogs.." in paper[0]
+    lengths = {}
+    for template in ("{summary}", None):
+        overrides = [f'reward_model.summary_template="{template}"'] if template else []
+        model = RewardModel(load_config(RewardTrainConfig, None, overrides).reward_model)
+        conditionings = [model.as_conditioning(s) for s in summaries]
+        assert conditionings == (["The user prefers dogs."] * 4 if template else paper)
+        lengths[template] = model.encode(conditionings, [r.prompt for r in records], [r.chosen for r in records]).input_ids.shape[1]
+    assert lengths["{summary}"] <= lengths[None] - 25, lengths
+    for bad in ("{user}", "no place for it", "{summary} and {summary}", "{summary} {0}"):
+        with pytest.raises(ValueError, match="summary_template"):
+            load_config(RewardTrainConfig, None, [f'reward_model.summary_template="{bad}"'])
+    with pytest.raises(ConfigError, match="quote the text"):
+        load_config(RewardTrainConfig, None, ["reward_model.summary_template={summary}"])
 
 
 def test_disable_dropout_makes_training_mode_scores_deterministic():

@@ -120,9 +120,10 @@ def icl_conditioning(context: str, dataset: str) -> str:
     return f"{_GENERIC_INTRO}\n\n{context}\n\nHere's a new conversation:"
 
 
-def summary_conditioning(summary: str) -> str:
-    """App. I.1 (last item): how a summary is given to the summary-conditioned reward model."""
-    return SUMMARY_CONDITIONING.format(summary=summary.strip())
+def summary_conditioning(summary: str, template: str = SUMMARY_CONDITIONING) -> str:
+    """How a summary is given to the summary-conditioned reward model: in App. I.1's sentence (its last
+    item) by default, or in a reward model's own `summary_template`."""
+    return template.format(summary=summary.strip())
 
 
 def strip_summary_header(text: str) -> str:

@@ -68,7 +68,7 @@ class RunConditionings:
     def __call__(self, records: list[Record], desc: str = "summarizing") -> list[str]:
         prompts = self.cfg.data.prompts
         summaries = self.summarizer.summarize(records, prompts, desc=desc) if self.summarizer is not None else None
-        return build_conditionings(self.cfg.method, records, prompts, summaries)
+        return build_conditionings(self.cfg.method, records, prompts, summaries, self.cfg.reward_model.summary_template)
 
     def population(self) -> list[str]:
         """The distinct texts of the first REFERENCE_USERS training users."""

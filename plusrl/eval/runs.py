@@ -8,7 +8,6 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from plusrl.data.prompts import summary_conditioning
 from plusrl.data.registry import load_split
 from plusrl.eval.accuracy import evaluate, score_responses
 from plusrl.eval.guidance import calibrate_run, is_calibrated
@@ -45,20 +44,23 @@ def evaluate_run(run_dir: Path, datasets: list[str] | None = None, max_records: 
             records = records[:max_records]
         announce(f"evaluating {run.path.name} on {spec}: {len(records)} pairs")
         summaries = summarizer.summarize(records, prompts, desc=f"summarizing {spec}") if summarizer is not None else None
-        conditionings = build_conditionings(cfg.method, records, prompts, summaries)
+        conditionings = build_conditionings(cfg.method, records, prompts, summaries, cfg.reward_model.summary_template)
         name = Path(dataset).name + (f"@{split}" if split else "") if Path(dataset).exists() else spec
         metrics = evaluate(model, records, conditionings, run.eval_dir, name, summaries)
         metrics |= {"method": cfg.method}
         results.append(metrics)
     if method.conditioning in ("oracle", "summary") and prompts == "pets":  # statements about animals
-        score = written_scorer(model, summary_conditioning if method.conditioning == "summary" else str)
+        score = written_scorer(model, model.as_conditioning if method.conditioning == "summary" else str)
         _check_edits(run, score, summarizer, prompts, model.guidance_weight)
     return results
 
 
-def written_scorer(model, conditioning=summary_conditioning):
+def written_scorer(model, conditioning=None):
     """`score(statements, prompts, responses)` for `edit_following`: the rewards with each statement
-    given to the reward model as written, in the conditioning its method reads (a summary's, or as is)."""
+    given to the reward model as written, in the conditioning its method reads (a summary's, the
+    default, or as is: `str`)."""
+    conditioning = conditioning or model.as_conditioning
+
     def score(texts, prompts, responses):
         return score_responses(model, [conditioning(t) for t in texts], prompts, responses)
     return score

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from plusrl.data.prompts import context_text, icl_conditioning, summary_conditioning
+from plusrl.data.prompts import SUMMARY_CONDITIONING, context_text, icl_conditioning, summary_conditioning
 from plusrl.data.readers import DataError
 from plusrl.data.schema import Record
 from plusrl.methods import method_spec
 
 def build_conditionings(
-    method: str, records: list[Record], prompts: str, summaries: list[str] | None = None
+    method: str, records: list[Record], prompts: str, summaries: list[str] | None = None,
+    summary_template: str = SUMMARY_CONDITIONING,
 ) -> list[str] | None:
     """Conditioning text per record (`prompts`: the data's prompt family, or its dataset name), or
-    None for methods that score responses alone (VPL's latent is read from the pairs themselves)."""
+    None for methods that score responses alone (VPL's latent is read from the pairs themselves).
+    Summaries stand in the reward model's `summary_template`."""
     kind = method_spec(method).conditioning
     if kind in ("none", "latent"):
         return None
@@ -30,4 +32,4 @@ def build_conditionings(
         return [icl_conditioning(context_text(r, prompts), prompts) for r in records]
     if summaries is None or len(summaries) != len(records):
         raise ValueError(f"method {method!r} needs one summary per record")
-    return [summary_conditioning(s) for s in summaries]
+    return [summary_conditioning(s, summary_template) for s in summaries]

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from plusrl.config import ConfigError
+from plusrl.data.prompts import SUMMARY_CONDITIONING, summary_conditioning
 from plusrl.data.readers import DataError
 from plusrl.models.loader import CHARS_PER_TOKEN, disable_dropout, load_backbone, load_tokenizer
 from plusrl.models.persistence import TrainedWeights
@@ -64,6 +65,11 @@ class RewardModelConfig:
     the attention's dropout masks grow with the square of the input: MiniLM-L6's update on DSP's
     256-token inputs takes 4.9 s without dropout against 14.4 s with it, on Pets' short ones 2.5 against
     2.7 s (docs/performance.md). Off by default: the shipped recipes were measured with dropout."""
+    summary_template: str = SUMMARY_CONDITIONING
+    """How a summary, or a person's note, stands before the scored conversation; `{summary}` marks where.
+    The default is App. I.1's sentence around it. "{summary}" alone gives the user's text without the
+    27 tokens the sentence adds to every row, which an encoder reads the same for every user: half of
+    each Pets row (docs/performance.md)."""
     activation_checkpointing: bool = False
     """Recompute each layer's activations in the backward pass instead of keeping them: training
     memory falls from (layers × tokens) activations to about one layer's, for ~1/3 more compute.
@@ -77,6 +83,12 @@ class RewardModelConfig:
             raise ValueError(f"reward model max_length must be at least 8 tokens, not {self.max_length}")
         if self.similarity_weight < 0:
             raise ValueError(f"similarity_weight must be >= 0, not {self.similarity_weight}")
+        try:
+            written = self.summary_template.format(summary="\0")
+        except (KeyError, IndexError, ValueError) as err:
+            raise ValueError(f"summary_template may hold no braces but one {{summary}}: {self.summary_template!r} ({err})")
+        if written.count("\0") != 1:
+            raise ValueError(f"summary_template must hold {{summary}} exactly once, not {self.summary_template!r}")
 
 
 def centered_similarity(conditioning: torch.Tensor, response: torch.Tensor, population_mean: torch.Tensor) -> torch.Tensor:
@@ -177,6 +189,10 @@ class RewardModel(TrainedWeights, nn.Module):
             self.register_buffer("conditioning_mean", torch.zeros(hidden))
         self.mark_trained_weights(statistics=("conditioning_mean",) if config.similarity_centering else ())
         self.use_guidance(1.0, [])
+
+    def as_conditioning(self, summary: str) -> str:
+        """A summary, or a person's note, in the words this model reads it in (its summary_template)."""
+        return summary_conditioning(summary, self.config.summary_template)
 
     def use_guidance(self, weight: float, population: list[str]) -> None:
         """Score conditioned responses with r̄ + w·(r − r̄) from now on (`guided_reward`), r̄ the mean

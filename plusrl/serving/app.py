@@ -28,7 +28,6 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from plusrl.data.prompts import summary_conditioning
 from plusrl.models.loader import CHARS_PER_TOKEN
 from plusrl.run_dir import SUMMARIZER, RunDir
 from plusrl.serving.guard import RequestGuard, ServiceLimits, TooManyRequests
@@ -84,7 +83,7 @@ class Models:
                 idx = [i for i, row in enumerate(rows) if (row[0] is not None) == has_summary]
                 if not idx:
                     continue
-                cond = [summary_conditioning(rows[i][0]) for i in idx] if has_summary else None
+                cond = [self.reward_model.as_conditioning(rows[i][0]) for i in idx] if has_summary else None
                 scores = self.reward_model.score(cond, [rows[i][1] for i in idx], [rows[i][2] for i in idx])
                 for i, s in zip(idx, scores.float().tolist()):
                     out[i] = s

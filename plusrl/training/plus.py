@@ -331,7 +331,8 @@ def _sample_batch(records, iteration: int, size: int, seed: int):
 
 def score_pairs(reward_model: RewardModel, forward, pairs: list[Record], summaries: list[str], prompts: str):
     """Rewards of each pair's chosen and rejected response, conditioned on its summary; and the tokens read."""
-    enc = reward_model.encode_pairs(pairs, build_conditionings("plus", pairs, prompts, summaries))
+    enc = reward_model.encode_pairs(pairs, build_conditionings("plus", pairs, prompts, summaries,
+                                                                  reward_model.config.summary_template))
     rewards = forward(enc).float()
     return rewards[: len(pairs)], rewards[len(pairs) :], int(enc.attention_mask.sum())
 
