@@ -44,7 +44,7 @@ def evaluate_run(run_dir: Path, datasets: list[str] | None = None, max_records: 
             records = records[:max_records]
         announce(f"evaluating {run.path.name} on {spec}: {len(records)} pairs")
         summaries = summarizer.summarize(records, prompts, desc=f"summarizing {spec}") if summarizer is not None else None
-        conditionings = build_conditionings(cfg.method, records, prompts, summaries, cfg.reward_model.summary_template)
+        conditionings = build_conditionings(cfg.method, records, prompts, summaries, model.config.summary_template)
         name = Path(dataset).name + (f"@{split}" if split else "") if Path(dataset).exists() else spec
         metrics = evaluate(model, records, conditionings, run.eval_dir, name, summaries)
         metrics |= {"method": cfg.method}
