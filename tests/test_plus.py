@@ -18,7 +18,16 @@ from plusrl.models.summarizer import Summarizer, SummarizerConfig, _CopiedContin
 from plusrl.training.checkpoint import latest_checkpoint
 from plusrl.training.configs import PlusConfig
 from plusrl.training.losses import bradley_terry_loss
-from plusrl.training.plus import build, notes_warmup, reward_passes, reward_update, score_pairs, train_plus
+from plusrl.models.reward_model import RewardModel, RewardModelConfig
+from plusrl.training.plus import (
+    build,
+    notes_warmup,
+    reward_passes,
+    reward_update,
+    score_distinct,
+    score_pairs,
+    train_plus,
+)
 
 TINY_PLUS = [
     "iterations=2",
@@ -169,15 +178,16 @@ def test_an_instruction_in_your_own_words_replaces_the_named_one():
     assert generic.endswith(f"{context}\n\nName the style.") and generic.startswith("In order to provide")
 
 
-def _full_pass_logprobs(summarizer, prompt_ids, prompt_mask, rollout):
-    """log π(z_t) from one plain forward pass over prompt + summary, no cache involved."""
-    rows = rollout.prompt_index
-    ids = torch.cat([prompt_ids[rows], rollout.summary_ids], 1)
-    mask = torch.cat([prompt_mask[rows], rollout.summary_mask], 1)
-    positions = (mask.cumsum(1) - 1).clamp(min=0)
-    logits = summarizer.lm(input_ids=ids, attention_mask=mask, position_ids=positions).logits
-    logits = logits[:, prompt_ids.shape[1] - 1 : -1].float() / summarizer.config.temperature
-    return torch.log_softmax(logits, -1).gather(2, rollout.summary_ids.unsqueeze(-1)).squeeze(-1)
+def _alone_logprobs(summarizer, records, rollout):
+    """log π(z_t) from a plain forward pass over each summary's prompt alone (no padding, no other
+    row, no cache) and the summary."""
+    expected = torch.zeros_like(rollout.logprobs)
+    for row, (index, summary, mask) in enumerate(zip(rollout.prompt_index, rollout.summary_ids, rollout.summary_mask)):
+        prompt = torch.tensor([summarizer.prompt_ids(records[index], "pets")])
+        ids = torch.cat([prompt, summary[None, : int(mask.sum())]], 1)
+        logits = summarizer.lm(input_ids=ids).logits[0, prompt.shape[1] - 1 : -1].float() / summarizer.config.temperature
+        expected[row, : logits.shape[0]] = torch.log_softmax(logits, -1).gather(1, ids[0, prompt.shape[1]:, None])[:, 0]
+    return expected
 
 
 def test_selected_logprobs_match_log_softmax_in_value_and_gradient():
@@ -196,19 +206,23 @@ def test_selected_logprobs_match_log_softmax_in_value_and_gradient():
 
 @torch.no_grad()
 def test_sampling_from_a_shared_prompt_prefix_gives_the_policy_log_probs():
-    """π_old read off the sampling loop (static cache, prefix shared by a group) is exactly π_θ."""
+    """π_old read off the sampling loop (static cache, prefix shared by a group, the prompts' common
+    head encoded once for the batch) is exactly π_θ of each prompt read alone."""
     torch.manual_seed(0)
     summarizer = Summarizer(SummarizerConfig(max_summary_tokens=6, lora_rank=4, temperature=0.8))
     for name, p in summarizer.named_parameters():
         if "lora_B" in name or "value_head" in name:
             p.normal_(std=0.02)  # adapters and critic away from their zero init
-    records = load_split("pets", "test")[:2]
+    records = [load_split("pets", "test")[0], load_split("pets-ood", "test")[0]]  # prompts of unlike lengths
     prompt_ids, prompt_mask = summarizer.batch_prompts(records, "pets")
+    head = summarizer.tokenizer.decode(prompt_ids[0, : int(prompt_mask.cumprod(1).all(0).sum())])
+    assert head.startswith("<|im_start|>system") and "<|im_start|>user\n" in head
+    assert not prompt_mask.all()  # the shorter prompt's padding stands between its head and the rest
     rollout = summarizer.generate(prompt_ids, prompt_mask, group=3, sample=True)
     assert rollout.prompt_index.tolist() == [0, 0, 0, 1, 1, 1] and len(rollout.texts) == 6
 
     mask = rollout.summary_mask.bool()
-    expected = _full_pass_logprobs(summarizer, prompt_ids, prompt_mask, rollout)
+    expected = _alone_logprobs(summarizer, records, rollout)
     torch.testing.assert_close(rollout.logprobs[mask], expected[mask], atol=1e-4, rtol=1e-4)
     logprobs, values = summarizer.continue_from(rollout.prefix, rollout.prompt_index, rollout.summary_ids,
                                                 rollout.summary_mask)
@@ -217,9 +231,27 @@ def test_sampling_from_a_shared_prompt_prefix_gives_the_policy_log_probs():
 
     reference = summarizer.reference_logprobs(rollout, prompt_ids, prompt_mask)
     with summarizer.lm.disable_adapter():
-        expected_reference = _full_pass_logprobs(summarizer, prompt_ids, prompt_mask, rollout)
+        expected_reference = _alone_logprobs(summarizer, records, rollout)
     torch.testing.assert_close(reference[mask], expected_reference[mask], atol=1e-4, rtol=1e-4)
     assert (reference[mask] - logprobs[mask]).abs().max() > 1e-3  # the adapters do change the policy
+
+
+@torch.no_grad()
+def test_a_rollout_scores_each_distinct_summary_of_a_context_once_and_as_alone(monkeypatch):
+    reward_model = RewardModel(RewardModelConfig(similarity_weight=5.0, max_length=96)).eval()
+    dogs, cats = load_split("pets", "test")[:2]
+    pairs = [dogs] * 3 + [cats] * 3
+    summaries = ["The user prefers dogs."] * 2 + ["The user prefers cats."] + ["The user prefers cats."] * 3
+    scored = []
+    encode_pairs = reward_model.encode_pairs
+    monkeypatch.setattr(reward_model, "encode_pairs", lambda records, texts: scored.append(len(records))
+                        or encode_pairs(records, texts))
+    chosen, rejected = score_distinct(reward_model, pairs, summaries, "pets")
+    assert scored == [3]  # (dogs, "dogs"), (dogs, "cats"), (cats, "cats")
+    expected_chosen, expected_rejected, _ = score_pairs(reward_model, reward_model, pairs, summaries, "pets")
+    torch.testing.assert_close(chosen, expected_chosen, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(rejected, expected_rejected, atol=1e-5, rtol=1e-5)
+    assert chosen[0] == chosen[1] and chosen[3] == chosen[5] and chosen[1] != chosen[2]
 
 
 def test_build_trains_only_the_adapters_and_value_head_of_the_summarizer(tmp_path):

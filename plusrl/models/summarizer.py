@@ -94,7 +94,7 @@ class SummarizerConfig:
 
 @dataclass
 class PromptPrefix:
-    """KV cache of left-padded prompts minus their last token, computed once per context.
+    """KV cache of prompts (in `batch_prompts` layout) minus their last token, computed once per context.
 
     Every summary of a context continues from it: generation, the PPO passes and the reference
     pass each feed only [last prompt token, summary tokens], so a prompt costs one forward
@@ -201,11 +201,15 @@ class Summarizer(TrainedWeights, nn.Module):
             self.n_context_truncated += 1
 
     def batch_prompts(self, records: list[Record], dataset: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prompt token ids and mask, every row ending in the last column. The head all prompts share
+        (the chat template's system turn, and any words before the context) stands first in every
+        row, each row's padding after it, so that `prefill` encodes that head once for the batch."""
         seqs = [self.prompt_ids(r, dataset) for r in records]
         width = max(map(len, seqs))
+        head = shared_head_length(seqs)
         pad = self.tokenizer.pad_token_id
-        ids = torch.tensor([[pad] * (width - len(s)) + s for s in seqs])
-        mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs])
+        ids = torch.tensor([s[:head] + [pad] * (width - len(s)) + s[head:] for s in seqs])
+        mask = torch.tensor([[1] * head + [0] * (width - len(s)) + [1] * (len(s) - head) for s in seqs])
         return ids.to(self.device), mask.to(self.device)
 
     def target_ids(self, summaries: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -229,11 +233,25 @@ class Summarizer(TrainedWeights, nn.Module):
 
     @torch.no_grad()
     def prefill(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, use_adapter: bool = True) -> PromptPrefix:
-        positions = (prompt_mask.cumsum(1) - 1).clamp(min=0)  # left padding: real tokens start at 0
+        """The KV cache of each prompt but its last token. Leading columns every row holds alike (the
+        shared head `batch_prompts` puts first) are encoded once, for one row, and every row reads
+        them from there: the same attention, a sixth of the Pets prompts' tokens fewer."""
+        positions = (prompt_mask.cumsum(1) - 1).clamp(min=0)  # real tokens count from 0, over any padding
+        n_rows, n_prefilled = prompt_ids.shape[0], prompt_ids.shape[1] - 1
+        head = min(_shared_columns(prompt_ids, prompt_mask), n_prefilled)
+        cache = None
         with self._adapter(use_adapter):
-            out = self.lm(input_ids=prompt_ids[:, :-1], attention_mask=prompt_mask[:, :-1],
-                          position_ids=positions[:, :-1], use_cache=True, logits_to_keep=1)
-        keys_values = [(layer.keys, layer.values) for layer in out.cache.layers]
+            if head:
+                cache = self.lm(input_ids=prompt_ids[:1, :head], position_ids=positions[:1, :head], use_cache=True,
+                                logits_to_keep=1).cache
+                cache = DynamicCache(ddp_cache_data=[(layer.keys.expand(n_rows, -1, -1, -1),
+                                                      layer.values.expand(n_rows, -1, -1, -1)) for layer in cache.layers],
+                                     config=self.lm.config)
+            if head < n_prefilled:
+                cache = self.lm(input_ids=prompt_ids[:, head:n_prefilled], attention_mask=prompt_mask[:, :n_prefilled],
+                                position_ids=positions[:, head:n_prefilled], cache=cache, use_cache=True,
+                                logits_to_keep=1).cache
+        keys_values = [(layer.keys, layer.values) for layer in cache.layers]
         return PromptPrefix(keys_values, prompt_mask, prompt_ids[:, -1:])
 
     def continue_from(
@@ -377,6 +395,22 @@ class Summarizer(TrainedWeights, nn.Module):
         read. A small reward model reads "I can't stand cats" as a mention of cats; the summarizer,
         an instruction-tuned LM, reads it as a dislike ("The user prefers dogs.")."""
         return self.summarize([UserContext(context=[Note(text=s)]) for s in statements], dataset)
+
+
+def shared_head_length(sequences: list[list[int]]) -> int:
+    """How many leading tokens every sequence holds alike: ([1, 2, 3], [1, 2, 4]) → 2."""
+    head = 0
+    for column in zip(*sequences):
+        if any(token != column[0] for token in column):
+            break
+        head += 1
+    return head
+
+
+def _shared_columns(ids: torch.Tensor, mask: torch.Tensor) -> int:
+    """How many leading columns are real tokens, the same in every row."""
+    alike = (ids == ids[:1]).all(0) & mask.bool().all(0)
+    return int(alike.long().cumprod(0).sum())
 
 
 class _CopiedContinuations:

@@ -120,7 +120,7 @@ def train_plus(cfg: PlusConfig, resume: bool = False) -> Path:
         # 3. return R = log σ(r(s_A|z) - r(s_B|z)) under the current reward model (Eq. 4)
         run.reward_model.eval()  # no dropout noise in the summarizer's reward
         with torch.no_grad(), accelerator.autocast():
-            r_chosen, r_rejected, _ = score_pairs(run.reward_model, run.reward_model, pairs, rollout.texts, run.prompts)
+            r_chosen, r_rejected = score_distinct(run.reward_model, pairs, rollout.texts, run.prompts)
         returns = summary_return(r_chosen, r_rejected, ppo.reward_clip)
         stats = rollout_stats(rollout, pairs, prompt_mask, r_chosen, r_rejected, returns)
         stats["time/generate_and_score"] = time.perf_counter() - clock
@@ -335,6 +335,19 @@ def score_pairs(reward_model: RewardModel, forward, pairs: list[Record], summari
                                                                   reward_model.config.summary_template))
     rewards = forward(enc).float()
     return rewards[: len(pairs)], rewards[len(pairs) :], int(enc.attention_mask.sum())
+
+
+def score_distinct(reward_model: RewardModel, pairs: list[Record], summaries: list[str], prompts: str):
+    """`score_pairs` for a model that scores without noise (eval mode), each distinct (pair, summary)
+    once: a context's `group` summaries are often one text (the shipped Pets recipe samples 2 to 3
+    distinct (context, summary) rows in 4), and the same row scores the same."""
+    rows = list(zip(map(id, pairs), summaries))
+    distinct = {row: i for i, row in enumerate(dict.fromkeys(rows))}
+    record = {id(pair): pair for pair in pairs}
+    r_chosen, r_rejected, _ = score_pairs(reward_model, reward_model, [record[key] for key, _ in distinct],
+                                          [summary for _, summary in distinct], prompts)
+    index = torch.tensor([distinct[row] for row in rows], device=r_chosen.device)
+    return r_chosen[index], r_rejected[index]
 
 
 def rollout_stats(rollout: Rollout, pairs: list[Record], prompt_mask: torch.Tensor, r_chosen, r_rejected,
