@@ -96,6 +96,22 @@ def test_a_summary_template_of_the_summary_alone_halves_each_row():
         load_config(RewardTrainConfig, None, ["reward_model.summary_template={summary}"])
 
 
+@torch.no_grad()
+def test_a_row_scores_the_same_in_a_batch_of_unlike_lengths_as_alone():
+    """Rows of a batch are encoded in two groups by length (less padding); each row's reward, head and
+    similarity term alike, is what it gets scored alone."""
+    records = load_split("pets", "test")[:6]
+    cfg = load_config(RewardTrainConfig, None, ["method=oracle", "reward_model.similarity_weight=5.0"])
+    model = RewardModel(cfg.reward_model).eval()
+    notes = ["The user prefers dogs.", "Cats bore me; dogs never do, whatever my neighbours say about them all.",
+             "The user prefers cats.", "I like cats.", "Dogs, always dogs: walks, fetch and the way they greet me.", "Cats."]
+    conditionings = [model.as_conditioning(note) for note in notes]
+    batch = model.encode(conditionings, [r.prompt for r in records], [r.chosen for r in records])
+    assert len(set(batch.attention_mask.sum(1).tolist())) > 2  # rows of unlike lengths
+    alone = torch.cat([model(model.encode([c], [r.prompt], [r.chosen])) for c, r in zip(conditionings, records)])
+    torch.testing.assert_close(model(batch), alone, atol=1e-5, rtol=1e-5)
+
+
 def test_disable_dropout_makes_training_mode_scores_deterministic():
     """With dropout a reward model in training mode scores the same input differently each pass;
     reward_model.disable_dropout=true turns every dropout off, so the two passes agree."""
