@@ -98,8 +98,7 @@ def test_a_summary_template_of_the_summary_alone_halves_each_row():
 
 @torch.no_grad()
 def test_a_row_scores_the_same_in_a_batch_of_unlike_lengths_as_alone():
-    """Rows of a batch are encoded in two groups by length (less padding); each row's reward, head and
-    similarity term alike, is what it gets scored alone."""
+    """Padding to a batch's longest row changes no row's reward, head and similarity term alike."""
     records = load_split("pets", "test")[:6]
     cfg = load_config(RewardTrainConfig, None, ["method=oracle", "reward_model.similarity_weight=5.0"])
     model = RewardModel(cfg.reward_model).eval()

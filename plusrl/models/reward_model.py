@@ -310,23 +310,10 @@ class RewardModel(TrainedWeights, nn.Module):
         return batch_mean
 
     def _embed(self, tokens: Tokens) -> torch.Tensor:
-        """Mean-pooled sentence embedding (what MiniLM was trained to produce), whatever the head's pooling.
-        The shorter half of the rows is encoded apart, padded only to its own longest row: a batch that
-        mixes short summaries with longer notes pads 8 % fewer tokens (Pets), and a row's embedding
-        does not depend on the rows beside it."""
-        lengths = tokens.attention_mask.sum(1)
-        by_length = lengths.argsort()
-        halves = by_length.tensor_split(2)
-        if len(by_length) < 2 or lengths[halves[0]].max() == lengths.max():  # all of one length: one pass
-            halves = (by_length,)
-        pooled = []
-        for rows in halves:
-            width = int(lengths[rows].max())  # right padding: each row's tokens stand first
-            ids, mask = tokens.input_ids[rows, :width], tokens.attention_mask[rows, :width]
-            hidden = self.backbone(input_ids=ids, attention_mask=mask).last_hidden_state
-            mask = mask.unsqueeze(-1).to(hidden.dtype)
-            pooled.append((hidden * mask).sum(1) / mask.sum(1).clamp(min=1))
-        return torch.cat(pooled)[by_length.argsort()]
+        """Mean-pooled sentence embedding (what MiniLM was trained to produce), whatever the head's pooling."""
+        hidden = self.backbone(input_ids=tokens.input_ids, attention_mask=tokens.attention_mask).last_hidden_state
+        mask = tokens.attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
 
     def _pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         if self.pooling == "mean":
