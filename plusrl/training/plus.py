@@ -339,8 +339,8 @@ def score_pairs(reward_model: RewardModel, forward, pairs: list[Record], summari
 
 def score_distinct(reward_model: RewardModel, pairs: list[Record], summaries: list[str], prompts: str):
     """`score_pairs` for a model that scores without noise (eval mode), each distinct (pair, summary)
-    once: a context's `group` summaries are often one text (the shipped Pets recipe samples 2 to 3
-    distinct (context, summary) rows in 4), and the same row scores the same."""
+    once: a context's `group` summaries are often one text (about a third of a rollout's rows are
+    distinct on the shipped Pets recipe), and the same row scores the same."""
     rows = list(zip(map(id, pairs), summaries))
     distinct = {row: i for i, row in enumerate(dict.fromkeys(rows))}
     record = {id(pair): pair for pair in pairs}
