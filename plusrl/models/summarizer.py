@@ -235,7 +235,7 @@ class Summarizer(TrainedWeights, nn.Module):
     def prefill(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, use_adapter: bool = True) -> PromptPrefix:
         """The KV cache of each prompt but its last token. Leading columns every row holds alike (the
         shared head `batch_prompts` puts first) are encoded once, for one row, and every row reads
-        them from there: the same attention, a sixth of the Pets prompts' tokens fewer."""
+        them from there: the same attention, a fifth of a Pets rollout's prompt tokens fewer."""
         positions = (prompt_mask.cumsum(1) - 1).clamp(min=0)  # real tokens count from 0, over any padding
         n_rows, n_prefilled = prompt_ids.shape[0], prompt_ids.shape[1] - 1
         head = min(_shared_columns(prompt_ids, prompt_mask), n_prefilled)
