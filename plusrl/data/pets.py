@@ -31,8 +31,8 @@ Data to choose designs on without looking at Pets-OOD:
   turtles over birds, or birds over them; contexts and scored pair between the two, so half the
   users must overturn the top-ranked animal with their text naming it (training facts for birds,
   validation facts for the others, no rabbits). Harder than Pets-OOD: hamsters and turtles
-  were never trained on at all, and the Pets recipe scores 50-57 on it on every seed, including
-  those at 100 on Pets-OOD (docs/experiments.md); a check for designs aimed at Pets-OOD.
+  were never trained on at all, and the shipped Pets recipe scores 25.5-50.0 on it over five seeds
+  that score 99-100 on Pets-OOD (docs/experiments.md); a check for designs aimed at Pets-OOD.
 - proxy-pets / proxy-pets-ood: Pets and Pets-OOD rebuilt on those four new animals, to choose
   a design on the structure of the Pets → Pets-OOD transfer without looking at Pets-OOD.
 
