@@ -14,11 +14,11 @@ from plusrl.data.schema import PreferencePair
 from plusrl.eval.readability import readability_rate
 from plusrl.eval.readability import edit_cases
 from plusrl.eval.runs import evaluate_run
+from plusrl.models.reward_model import RewardModel, RewardModelConfig
 from plusrl.models.summarizer import Summarizer, SummarizerConfig, _CopiedContinuations, selected_logprobs
 from plusrl.training.checkpoint import latest_checkpoint
 from plusrl.training.configs import PlusConfig
 from plusrl.training.losses import bradley_terry_loss
-from plusrl.models.reward_model import RewardModel, RewardModelConfig
 from plusrl.training.plus import (
     build,
     notes_warmup,

@@ -206,7 +206,7 @@ class Summarizer(TrainedWeights, nn.Module):
         row, each row's padding after it, so that `prefill` encodes that head once for the batch."""
         seqs = [self.prompt_ids(r, dataset) for r in records]
         width = max(map(len, seqs))
-        head = shared_head_length(seqs)
+        head = _shared_head_length(seqs)
         pad = self.tokenizer.pad_token_id
         ids = torch.tensor([s[:head] + [pad] * (width - len(s)) + s[head:] for s in seqs])
         mask = torch.tensor([[1] * head + [0] * (width - len(s)) + [1] * (len(s) - head) for s in seqs])
@@ -397,7 +397,7 @@ class Summarizer(TrainedWeights, nn.Module):
         return self.summarize([UserContext(context=[Note(text=s)]) for s in statements], dataset)
 
 
-def shared_head_length(sequences: list[list[int]]) -> int:
+def _shared_head_length(sequences: list[list[int]]) -> int:
     """How many leading tokens every sequence holds alike: ([1, 2, 3], [1, 2, 4]) → 2."""
     head = 0
     for column in zip(*sequences):
