@@ -29,6 +29,7 @@ from torch import nn
 from plusrl.config import ConfigError
 from plusrl.data.prompts import SUMMARY_CONDITIONING, summary_conditioning
 from plusrl.data.readers import DataError
+from plusrl.models.cpu_dropout import use_cpu_dropout
 from plusrl.models.loader import CHARS_PER_TOKEN, disable_dropout, load_backbone, load_tokenizer
 from plusrl.models.persistence import TrainedWeights
 from plusrl.progress import progress
@@ -156,6 +157,8 @@ class RewardModel(TrainedWeights, nn.Module):
         backbone = load_backbone(config.backbone)
         if config.disable_dropout:
             disable_dropout(backbone)
+        else:
+            use_cpu_dropout(backbone)
         if config.activation_checkpointing:
             if not backbone.supports_gradient_checkpointing:
                 raise ConfigError(f"reward_model.activation_checkpointing: {config.backbone} does not support it")
