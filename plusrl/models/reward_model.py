@@ -64,8 +64,9 @@ class RewardModelConfig:
     disable_dropout: bool = False
     """Turn the backbone's dropout off while training, as TRL's RewardConfig does by default. On a CPU
     the attention's dropout masks grow with the square of the input: MiniLM-L6's update on DSP's
-    256-token inputs takes 4.9 s without dropout against 14.4 s with it, on Pets' short ones 2.5 against
-    2.7 s (docs/performance.md). Off by default: the shipped recipes were measured with dropout."""
+    256-token inputs took 4.9 s without dropout against 14.4 s with torch's masks, on Pets' short ones 2.5
+    against 2.7 s (docs/performance.md). Off by default: the shipped recipes were measured with dropout. With
+    dropout on, masks are drawn on a CPU by plusrl.models.cpu_dropout (the same masks, faster)."""
     summary_template: str = SUMMARY_CONDITIONING
     """How a summary, or a person's note, stands before the scored conversation; `{summary}` marks where.
     The default is App. I.1's sentence around it. "{summary}" alone gives the user's text without the
