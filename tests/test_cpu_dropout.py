@@ -1,7 +1,9 @@
+from types import SimpleNamespace
+
 import pytest
 import torch
 
-from plusrl.models.cpu_dropout import CpuDropout, cpu_dropout, keep_mask, use_cpu_dropout
+from plusrl.models.cpu_dropout import CpuDropout, cpu_dropout, keep_mask, sdpa_with_cpu_dropout, use_cpu_dropout
 from plusrl.models.loader import load_backbone, load_tokenizer
 
 
@@ -28,6 +30,20 @@ def test_kept_elements_are_scaled_by_one_over_one_minus_p_and_alone_pass_gradien
     y.sum().backward()
     assert torch.equal(x.grad, y.detach())  # d(sum)/dx = the scaled mask
     assert torch.equal(cpu_dropout(x, 0.25, training=False), x)
+
+
+@pytest.mark.parametrize("mask_kind", ["bool", "additive"])
+def test_the_spelled_out_attention_is_sdpas_for_either_kind_of_mask(mask_kind):
+    """Batch 2, 3 heads, 5 queries and keys, the last two keys of row 0 masked out."""
+    torch.manual_seed(0)
+    query, key, value = (torch.randn(2, 3, 5, 8) for _ in range(3))
+    attended = torch.ones(2, 1, 5, 5, dtype=torch.bool)
+    attended[0, ..., 3:] = False
+    mask = attended if mask_kind == "bool" else torch.zeros(2, 1, 5, 5).masked_fill(~attended, float("-inf"))
+    module = SimpleNamespace(is_causal=False, training=True)
+    spelled_out, _ = sdpa_with_cpu_dropout(module, query, key, value, mask, scaling=0.3, dropout=1e-9)
+    expected = torch.nn.functional.scaled_dot_product_attention(query, key, value, attended, scale=0.3)
+    torch.testing.assert_close(spelled_out, expected.transpose(1, 2))
 
 
 def _minilm_with_cpu_dropout(hidden_p: float, attention_p: float):

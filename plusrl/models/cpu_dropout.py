@@ -46,15 +46,18 @@ class CpuDropout(nn.Dropout):
 def sdpa_with_cpu_dropout(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
     """Attention as transformers' sdpa computes it; with dropout on a CPU, the product spelled out so
     the probabilities' mask comes from `keep_mask` (torch's own sdpa takes this same unfused path with
-    dropout on a CPU). `attention_mask` is sdpa's: True where a query may attend a key, or None."""
+    dropout on a CPU). `attention_mask` is sdpa's: True where a query may attend a key (or added to the
+    scores, if float), or None."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     if dropout == 0.0 or query.device.type != "cpu" or getattr(module, "is_causal", False):
         return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout,
                                       **kwargs)
     scores = torch.matmul(query, key.transpose(2, 3)) * (query.shape[-1] ** -0.5 if scaling is None else scaling)
-    if attention_mask is not None:
+    if attention_mask is not None and attention_mask.dtype == torch.bool:
         scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
+    elif attention_mask is not None:  # an additive mask (0 where attended)
+        scores = scores + attention_mask
     probabilities = cpu_dropout(scores.softmax(-1), dropout)
     return torch.matmul(probabilities.to(value.dtype), value).transpose(1, 2).contiguous(), None
 
