@@ -314,19 +314,20 @@ def test_co_training_updates_both_models_and_evaluates_with_summaries(tmp_path):
 
 @pytest.mark.slow
 def test_plus_learns_the_reward_model_reads_fresh_summaries_and_the_return_rises(tmp_path):
-    """Pets at CI size: each user's summary need only say which animal they chose. Over six
+    """Pets at CI size: each user's summary need only say which animal they chose. Over eight
     iterations the reward model's accuracy on each fresh batch of summaries (before it trains on
-    them) and the summarizer's return must both rise, from chance (measured on the landed code:
-    mean accuracy 0.50 over the first 3 iterations → 0.81 over the last 3, return -0.685 → -0.363)."""
+    them) and the summarizer's return must both rise, from chance (six iterations sufficed with
+    torch's dropout masks, return -0.685 → -0.363 over the first and last three; with other draws of
+    the same masks the return rose 0.09 in six, -0.70 → -0.52 by the sixth, still rising)."""
     cfg = load_config(PlusConfig, None, [
-        "iterations=6", "rollout_batch_size=8", "ppo.advantage_estimator=rloo", "ppo.group_size=2", "ppo.kl_coef=0",
+        "iterations=8", "rollout_batch_size=8", "ppo.advantage_estimator=rloo", "ppo.group_size=2", "ppo.kl_coef=0",
         "ppo.minibatch_size=16", "ppo.actor_lr=1e-4", "rm_optim.batch_size=8", "rm_optim.lr=3e-4",
         "summarizer.max_summary_tokens=8", "summarizer.temperature=0.3", "summarizer.lora_rank=4",
         "reward_model.max_length=64", "data.eval_datasets=[]", "save_every=100", f"output_dir={tmp_path / 'run'}"])
     rows = [json.loads(line) for line in (train_plus(cfg) / "metrics.jsonl").read_text().splitlines()]
     accuracy = [r["rm/accuracy_before_update"] for r in rows]
     returns = [r["reward/return"] for r in rows]
-    first, last = slice(0, 3), slice(3, 6)
+    first, last = slice(0, 3), slice(5, 8)
     assert sum(accuracy[first]) / 3 <= 0.6, accuracy  # starts near chance
     assert sum(accuracy[last]) / 3 >= sum(accuracy[first]) / 3 + 0.2, accuracy
     assert sum(returns[last]) / 3 >= sum(returns[first]) / 3 + 0.1, returns

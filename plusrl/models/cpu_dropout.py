@@ -69,8 +69,8 @@ def use_cpu_dropout(model) -> None:
 
     for parent in model.modules():
         for name, child in parent.named_children():
-            if type(child) is nn.Dropout:
-                setattr(parent, name, CpuDropout(child.p, child.inplace))
+            if type(child) is nn.Dropout:  # in the mode it was in (from_pretrained leaves a model in eval)
+                setattr(parent, name, CpuDropout(child.p, child.inplace).train(child.training))
     config = model.config
     attention_dropout = getattr(config, "attention_probs_dropout_prob", None) or getattr(config, "attention_dropout", 0)
     if config._attn_implementation == "sdpa" and attention_dropout:
