@@ -80,3 +80,13 @@ def test_the_attentions_own_dropout_is_drawn_in_training_mode():
     model = _minilm_with_cpu_dropout(hidden_p=0.0, attention_p=0.5).train()
     with torch.no_grad():
         assert not torch.equal(model(**batch).last_hidden_state, model(**batch).last_hidden_state)
+
+
+def test_swapped_dropout_modules_keep_the_models_mode():
+    """from_pretrained leaves a model in evaluation mode; its new dropout modules must not draw masks."""
+    model = load_backbone("minilm-l6")
+    use_cpu_dropout(model)
+    assert not any(module.training for module in model.modules())
+    batch = _padded_batch()
+    with torch.no_grad():
+        assert torch.equal(model(**batch).last_hidden_state, model(**batch).last_hidden_state)
