@@ -22,11 +22,10 @@ import torch
 from plusrl.config import load_config
 from plusrl.data.registry import load_split
 from plusrl.models import reward_model as reward_model_module
-from plusrl.models.conditioning import build_conditionings
 from plusrl.models.reward_model import RewardModel
 from plusrl.training.configs import PlusConfig
 from plusrl.training.losses import bradley_terry_loss
-from plusrl.training.plus import load_written_notes
+from plusrl.training.plus import load_written_notes, score_pairs
 from plusrl.training.precision import cpu_kernels, cpu_model
 from plusrl.training.run_context import adamw
 
@@ -48,10 +47,8 @@ def timed_pass(model: RewardModel, optimizer, rows: list[tuple], cfg: PlusConfig
     for first in range(0, len(order), cfg.rm_optim.batch_size):
         pairs, texts = zip(*order[first : first + cfg.rm_optim.batch_size])
         with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
-            conditionings = build_conditionings("plus", list(pairs), cfg.data.prompts, list(texts),
-                                                model.config.summary_template)
-            rewards = model(model.encode_pairs(list(pairs), conditionings)).float()
-        bradley_terry_loss(rewards[: len(pairs)], rewards[len(pairs) :]).backward()
+            r_chosen, r_rejected, _ = score_pairs(model, model, list(pairs), list(texts), cfg.data.prompts)
+        bradley_terry_loss(r_chosen, r_rejected).backward()
         optimizer.step()
         optimizer.zero_grad()
     return time.perf_counter() - start
