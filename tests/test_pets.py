@@ -176,6 +176,48 @@ def test_pets_notes_polarity_words_half_its_notes_by_the_grammar():
     assert load_split("pets-notes-polarity", "test") == load_split("pets", "test")
 
 
+def test_composed_notes_use_clauses_held_out_from_validation_and_the_edit_check():
+    """Composed notes name each animal once, half with the liked one first, and no training clause is
+    a clause of the edit check's wordings, of the validation notes or of the validation clauses
+    (experiments/note_clauses)."""
+    from pathlib import Path
+
+    from plusrl.data.note_grammar import composed_wordings, load_clauses
+    from plusrl.data.pets import load_note_wordings
+    from plusrl.eval.readability import STATEMENTS, VALIDATION_STATEMENTS
+
+    wordings = composed_wordings()
+    assert len(wordings) == len(set(wordings)) > 10_000
+    assert sum(w.lower().find("{x}") < w.lower().find("{y}") for w in wordings) / len(wordings) == 0.5
+
+    def normal(text: str) -> str:
+        return " ".join(text.lower().split())
+
+    clauses = [normal(c) for kind in ("liked", "disliked") for c in load_clauses(kind)]
+    assert all(("{x}" in c) != ("{y}" in c) for c in clauses)
+    held_out = [normal(t) for t in [*STATEMENTS, *VALIDATION_STATEMENTS, *load_note_wordings("validation")]]
+    assert not [c for c in clauses if any(c in t for t in held_out)]
+    folder = Path(__file__).parents[1] / "experiments" / "note_clauses"
+    validation_clauses = {normal(line) for f in folder.glob("*.txt") for line in f.read_text().splitlines() if line}
+    assert validation_clauses and not set(clauses) & validation_clauses
+
+
+def test_pets_notes_composed_keeps_the_polarity_half_and_composes_half_of_the_rest():
+    from plusrl.data.note_grammar import composed_wordings, polarity_wordings
+    from plusrl.data.pets import note_text
+
+    def grammar_notes(wordings) -> set[str]:
+        return {note_text(w, liked, other) for w in wordings for liked, other in (("dogs", "cats"), ("cats", "dogs"))}
+
+    records = load_split("pets-notes-composed", "train")
+    notes = [r.context[-1].text for r in records if r.meta["note"]]
+    polarity, composed = grammar_notes(polarity_wordings()), grammar_notes(composed_wordings())
+    assert 0.45 < sum(n in polarity for n in notes) / len(notes) < 0.55
+    assert 0.2 < sum(n in composed for n in notes) / len(notes) < 0.3
+    assert [r.user_id for r in records] == [r.user_id for r in load_split("pets-notes-polarity", "train")]
+    assert load_split("pets-notes-composed", "test") == load_split("pets", "test")
+
+
 def test_pets_notes_validation_users_have_a_note_alone_about_animals_never_trained_on():
     from plusrl.data.pets import ANIMALS
 

@@ -1,5 +1,7 @@
-"""Note wordings from a small grammar of polarity, so a reader learns that "never" flips the verb
-it stands by, not the animal it stands beside.
+"""Note wordings from two small grammars.
+
+Polarity (`polarity_wordings`): a reader learns that "never" flips the verb it stands by, not the
+animal it stands beside.
 
 Hand-written notes put "never", "not", "no" beside the disliked animal far more often than beside
 the liked one ("Always {x}, never {y}."); a reader taught on them reads "{Y} bore me; {x} never do."
@@ -15,12 +17,21 @@ polarity times its negation, in every combination:
 so "never" stands beside the liked animal about as often as beside the other. Verbs, clause forms
 and joins are written for this; none of the verbs of the edit check's wordings (test or
 validation, plusrl.eval.readability) appears, nor does any of its wordings (tests/test_pets.py).
+
+Composition (`composed_wordings`): one clause about each animal, in many more kinds of clause than
+verbs ("I steer clear of {y}", "{x} get my vote", "hold the {y}"), in either order, joined as people
+join two statements. People write their preference that way ("Cats? Not for me. Dogs all the way."),
+and which of the two clauses a reader trusts should come from what each says, not from its place or
+its wording: 32 clauses of each kind (`pets_facts/notes/liked_clauses.txt`, `disliked_clauses.txt`),
+none of them a clause of the edit check's wordings or of the validation clauses that
+experiments/note_reading_rm.py composes (tests/test_pets.py).
 """
 
 from __future__ import annotations
 
 import itertools
 from functools import cache
+from importlib import resources
 
 # (plural present, third-person singular): "{a} bother me" / "nothing about {a} bothers me"
 PRAISE = [("delight me", "delights me"), ("make me smile", "makes me smile"), ("fascinate me", "fascinates me"),
@@ -42,6 +53,7 @@ ELIDED_AFTER_AFFIRMED = ["{a} never do", "{a} don't", "{a} do not", "{a} never d
 ELIDED_AFTER_NEGATED = ["{a} do", "{a} always do", "{a} often do", "{a} always have", "{a} still do"]
 # How the two clauses join, and whether the second then starts a sentence.
 JOINS = [("; ", False), (". ", True), (", but ", False), (", while ", False), (", whereas ", False), (" - ", False)]
+COMPOSED_JOINS = [*JOINS, (" and ", False), ("! ", True)]
 
 
 def _clause(form: str, animal: str, verb: tuple[str, str]) -> str:
@@ -70,4 +82,22 @@ def polarity_wordings() -> tuple[str, ...]:
                 for text in seconds:
                     wordings.append(f"{sentence_start(_clause(form, first, verb))}{join[0]}"
                                     f"{sentence_start(text) if join[1] else text}.")
+    return tuple(wordings)
+
+
+def load_clauses(kind: str) -> list[str]:
+    """The training clauses about the liked animal ({x}, kind "liked") or the other ({y}, "disliked")."""
+    path = resources.files("plusrl.data") / "pets_facts" / "notes" / f"{kind}_clauses.txt"
+    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@cache
+def composed_wordings() -> tuple[str, ...]:
+    """Every note template made of one liked and one disliked clause, in either order and every
+    join, in a fixed order: 16,384 of them, half naming the liked animal first."""
+    liked, disliked = load_clauses("liked"), load_clauses("disliked")
+    wordings = []
+    for like, dislike, (join, starts_sentence) in itertools.product(liked, disliked, COMPOSED_JOINS):
+        for first, second in ((like, dislike), (dislike, like)):
+            wordings.append(f"{sentence_start(first)}{join}{sentence_start(second) if starts_sentence else second}.")
     return tuple(wordings)

@@ -44,6 +44,9 @@ A person's own words, as a context item the summarizer learns to read:
 - pets-notes-polarity (train): pets-notes with half its notes worded by a grammar of polarity
   (plusrl.data.note_grammar: "{Y} bother me; {x} never do."), where "never" stands beside the
   liked animal as often as beside the other.
+- pets-notes-composed (train): pets-notes-polarity with half of its hand-written notes (a quarter
+  of all) composed instead from one training clause about each animal, either order
+  (plusrl.data.note_grammar: "I steer clear of {y}, but {x} get my vote.").
 - pets-notes-val (validation): users of the four validation animals with a note alone, in the
   held-out wordings of `pets_facts/notes/validation.txt`. The eval's edit-following statements
   (plusrl.eval.readability) are the test and appear in neither file.
@@ -58,7 +61,7 @@ import random
 from importlib import resources
 from pathlib import Path
 
-from plusrl.data.note_grammar import polarity_wordings
+from plusrl.data.note_grammar import composed_wordings, polarity_wordings
 from plusrl.data.readers import DataError, read_records
 from plusrl.data.schema import Note, PreferencePair, Record, UserContext
 
@@ -87,8 +90,9 @@ VALIDATION_SCORED_PAIR = {"pets-val-agreed": ("birds", "liked"), "pets-val-overt
 CONTEXT_PAIRS = 3
 NOTE_SHARES = (1 / 3, 1 / 3)
 """pets-notes: the shares of training users with a note beside their pairs, and with the note alone."""
-POLARITY_SHARES = {"pets-notes": 0.0, "pets-notes-polarity": 0.5}
-"""Each notes dataset → the share of its notes worded by the polarity grammar, the rest hand-written."""
+NOTE_GRAMMAR_SHARES = {"pets-notes": (0.0, 0.0), "pets-notes-polarity": (0.5, 0.0), "pets-notes-composed": (0.5, 0.5)}
+"""Each notes dataset → (the share of its notes worded by the polarity grammar, the share of the
+others composed from clauses); the rest are hand-written."""
 
 
 def load_facts() -> dict[str, list[str]]:
@@ -148,19 +152,23 @@ def restatements(split: str) -> list[tuple[UserContext, str]]:
     return examples
 
 
-def build_notes_train(polarity_share: float = 0.0) -> list[Record]:
+def build_notes_train(polarity_share: float = 0.0, composed_share: float = 0.0) -> list[Record]:
     """pets-notes' train split: Pets' training users, some with a note beside their pairs, some
     with the note alone (NOTE_SHARES), deterministic. A `polarity_share` of the notes take their
-    wording from the polarity grammar (plusrl.data.note_grammar) instead of the hand-written ones."""
-    wordings, grammar = load_note_wordings("train"), polarity_wordings()
+    wording from the polarity grammar (plusrl.data.note_grammar) instead of the hand-written ones,
+    and a `composed_share` of the rest are composed from clauses."""
+    wordings = load_note_wordings("train")
     rng = random.Random("pets-notes/train")
     records = []
     for record in read_records(shipped_path("pets", "train")):
         liked = record.meta["user_type"]
         other = next(a for a in ("dogs", "cats") if a != liked)
         template = rng.choice(wordings)  # drawn either way, so that pets-notes keeps its notes
+        # each share draws only where it is set, so that pets-notes-polarity keeps its notes too
         if polarity_share and rng.random() < polarity_share:
-            template = rng.choice(grammar)
+            template = rng.choice(polarity_wordings())
+        elif composed_share and rng.random() < composed_share:
+            template = rng.choice(composed_wordings())
         note = Note(text=note_text(template, liked, other))
         draw = rng.random()
         context = ([*record.context, note] if draw < NOTE_SHARES[0] else

@@ -13,7 +13,8 @@ from plusrl.data.schema import Record, UserContext
 BUILTIN = {"pets": ("train", "test"), "pets-ood": ("test",), "pets-val": ("validation",), "pets-val-prior": ("validation",),
            "pets-val-agreed": ("validation",), "pets-val-overturn": ("validation",), "pets-val-ood": ("validation",),
            "proxy-pets": ("train", "test"), "proxy-pets-ood": ("test",), "pets-notes": ("train", "test"),
-           "pets-notes-polarity": ("train", "test"), "pets-notes-val": ("validation",)}
+           "pets-notes-polarity": ("train", "test"), "pets-notes-composed": ("train", "test"),
+           "pets-notes-val": ("validation",)}
 
 
 def load_split(dataset: str, split: str, context_type: str = "pairs") -> list[Record]:
@@ -33,10 +34,10 @@ def _load(dataset: str, split: str) -> list[Record]:
             return pets.build_validation(dataset)
         if dataset.startswith("proxy-"):
             return pets.build_split(dataset, split)
-        if dataset in pets.POLARITY_SHARES:  # Pets with notes in its training contexts; Pets' own test users
+        if dataset in pets.NOTE_GRAMMAR_SHARES:  # Pets with notes in its training contexts; Pets' own test users
             if split == "test":
                 return read_records(pets.shipped_path("pets", split))
-            return pets.build_notes_train(pets.POLARITY_SHARES[dataset])
+            return pets.build_notes_train(*pets.NOTE_GRAMMAR_SHARES[dataset])
         return read_records(pets.shipped_path(dataset, split))
     path = Path(dataset)
     if path.is_file():
