@@ -218,6 +218,30 @@ def test_pets_notes_composed_keeps_the_polarity_half_and_composes_half_of_the_re
     assert load_split("pets-notes-composed", "test") == load_split("pets", "test")
 
 
+def test_comparisons_name_each_animal_once_in_both_orders_and_hold_out_the_edit_check():
+    from plusrl.data.note_grammar import compared_wordings
+    from plusrl.data.pets import load_note_wordings
+    from plusrl.eval.readability import STATEMENTS, VALIDATION_STATEMENTS
+
+    wordings = compared_wordings()
+    assert len(wordings) == len(set(wordings)) > 500
+    assert all(w.lower().count("{x}") == w.lower().count("{y}") == 1 for w in wordings)
+    assert sum(w.lower().find("{x}") < w.lower().find("{y}") for w in wordings) / len(wordings) == 0.5
+    held_out = [" ".join(t.lower().split()) for t in [*STATEMENTS, *VALIDATION_STATEMENTS, *load_note_wordings("validation")]]
+    assert not [w for w in wordings if any(w.lower().rstrip(".") in t or t.rstrip(".") in w.lower() for t in held_out)]
+
+
+def test_pets_notes_four_sources_takes_a_quarter_of_its_notes_from_each():
+    from plusrl.data.note_grammar import composed_wordings, compared_wordings, polarity_wordings
+    from plusrl.data.pets import load_note_wordings, note_text
+
+    records = load_split("pets-notes-four-sources", "train")
+    notes = [r.context[-1].text for r in records if r.meta["note"]]
+    for wordings in (polarity_wordings(), composed_wordings(), compared_wordings(), load_note_wordings("train")):
+        texts = {note_text(w, liked, other) for w in wordings for liked, other in (("dogs", "cats"), ("cats", "dogs"))}
+        assert 0.2 < sum(n in texts for n in notes) / len(notes) < 0.3
+
+
 def test_pets_notes_validation_users_have_a_note_alone_about_animals_never_trained_on():
     from plusrl.data.pets import ANIMALS
 

@@ -25,6 +25,11 @@ and which of the two clauses a reader trusts should come from what each says, no
 its wording: 32 clauses of each kind (`pets_facts/notes/liked_clauses.txt`, `disliked_clauses.txt`),
 none of them a clause of the edit check's wordings or of the validation clauses that
 experiments/note_reading_rm.py composes (tests/test_pets.py).
+
+Comparison (`compared_wordings`): one clause naming both animals, where only the syntax says which is
+liked: "I side with {x} over {y}", "Instead of {y}, I go for {x}", "{Y} lose out to {x}". A clause
+of two sentiments says which animal is liked by what it says of each; a comparison says nothing good
+or bad of either, and a reader taught on sentiments alone reads "over {y}" by chance.
 """
 
 from __future__ import annotations
@@ -101,3 +106,25 @@ def composed_wordings() -> tuple[str, ...]:
         for first, second in ((like, dislike), (dislike, like)):
             wordings.append(f"{sentence_start(first)}{join}{sentence_start(second) if starts_sentence else second}.")
     return tuple(wordings)
+
+
+# Comparisons, both orders: "{choose} {x} {comparator} {y}" and "{Lead} {y}, {choose} {x}";
+# "{x} {beat} {y}" and "{y} {lose to} {x}"; each with or without an ending.
+CHOOSE = ["I go for", "I lean towards", "I side with", "I vote for", "I'd opt for", "put me down for", "I stick with",
+          "sign me up for", "I'm backing", "I root for"]
+COMPARATORS = ["over", "instead of", "before", "ahead of", "above", "sooner than"]
+LEADS = ["instead of", "in place of", "sooner than", "over", "rather than", "before"]
+BEAT = ["beat", "outshine", "top", "come before", "trump", "edge out", "win against", "rank above"]
+LOSE_TO = ["lose out to", "come after", "rank below", "come second to", "can't compete with", "pale next to",
+           "fall behind", "give way to"]
+COMPARISON_ENDINGS = ["", " for me", " any day", " hands down", " without a doubt"]
+
+
+@cache
+def compared_wordings() -> tuple[str, ...]:
+    """Every note template made of one comparison, in a fixed order: 680 of them, half naming the
+    liked animal first."""
+    clauses = [f"{choose} {{x}} {comparator} {{y}}" for choose in CHOOSE for comparator in COMPARATORS]
+    clauses += [f"{lead} {{y}}, {choose} {{x}}" for lead in LEADS for choose in CHOOSE]
+    clauses += [f"{{x}} {beat} {{y}}" for beat in BEAT] + [f"{{y}} {lose} {{x}}" for lose in LOSE_TO]
+    return tuple(f"{sentence_start(clause)}{ending}." for clause in clauses for ending in COMPARISON_ENDINGS)

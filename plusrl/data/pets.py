@@ -46,7 +46,10 @@ A person's own words, as a context item the summarizer learns to read:
   liked animal as often as beside the other.
 - pets-notes-composed (train): pets-notes-polarity with half of its hand-written notes (a quarter
   of all) composed instead from one training clause about each animal, either order
-  (plusrl.data.note_grammar: "I steer clear of {y}, but {x} get my vote.").
+  (plusrl.data.note_grammar: "I keep away from {y}, but {x} get my vote.").
+- pets-notes-four-sources (train): pets-notes with a quarter of its notes from each of the
+  polarity, composition and comparison grammars ("Instead of {y}, I go for {x}.") and a quarter
+  hand-written.
 - pets-notes-val (validation): users of the four validation animals with a note alone, in the
   held-out wordings of `pets_facts/notes/validation.txt`. The eval's edit-following statements
   (plusrl.eval.readability) are the test and appear in neither file.
@@ -61,7 +64,7 @@ import random
 from importlib import resources
 from pathlib import Path
 
-from plusrl.data.note_grammar import composed_wordings, polarity_wordings
+from plusrl.data.note_grammar import composed_wordings, compared_wordings, polarity_wordings
 from plusrl.data.readers import DataError, read_records
 from plusrl.data.schema import Note, PreferencePair, Record, UserContext
 
@@ -90,9 +93,10 @@ VALIDATION_SCORED_PAIR = {"pets-val-agreed": ("birds", "liked"), "pets-val-overt
 CONTEXT_PAIRS = 3
 NOTE_SHARES = (1 / 3, 1 / 3)
 """pets-notes: the shares of training users with a note beside their pairs, and with the note alone."""
-NOTE_GRAMMAR_SHARES = {"pets-notes": (0.0, 0.0), "pets-notes-polarity": (0.5, 0.0), "pets-notes-composed": (0.5, 0.5)}
-"""Each notes dataset → (the share of its notes worded by the polarity grammar, the share of the
-others composed from clauses); the rest are hand-written."""
+NOTE_GRAMMAR_SHARES = {"pets-notes": (0.0, 0.0, 0.0), "pets-notes-polarity": (0.5, 0.0, 0.0),
+                       "pets-notes-composed": (0.5, 0.5, 0.0), "pets-notes-four-sources": (0.25, 1 / 3, 0.5)}
+"""Each notes dataset → the share of its notes worded by the polarity grammar, of the others the share
+composed from clauses, and of the rest the share worded as a comparison; the rest are hand-written."""
 
 
 def load_facts() -> dict[str, list[str]]:
@@ -152,11 +156,13 @@ def restatements(split: str) -> list[tuple[UserContext, str]]:
     return examples
 
 
-def build_notes_train(polarity_share: float = 0.0, composed_share: float = 0.0) -> list[Record]:
+def build_notes_train(polarity_share: float = 0.0, composed_share: float = 0.0,
+                      compared_share: float = 0.0) -> list[Record]:
     """pets-notes' train split: Pets' training users, some with a note beside their pairs, some
     with the note alone (NOTE_SHARES), deterministic. A `polarity_share` of the notes take their
     wording from the polarity grammar (plusrl.data.note_grammar) instead of the hand-written ones,
-    and a `composed_share` of the rest are composed from clauses."""
+    a `composed_share` of the rest are composed from clauses, and a `compared_share` of the rest
+    are comparisons."""
     wordings = load_note_wordings("train")
     rng = random.Random("pets-notes/train")
     records = []
@@ -169,6 +175,8 @@ def build_notes_train(polarity_share: float = 0.0, composed_share: float = 0.0) 
             template = rng.choice(polarity_wordings())
         elif composed_share and rng.random() < composed_share:
             template = rng.choice(composed_wordings())
+        elif compared_share and rng.random() < compared_share:
+            template = rng.choice(compared_wordings())
         note = Note(text=note_text(template, liked, other))
         draw = rng.random()
         context = ([*record.context, note] if draw < NOTE_SHARES[0] else

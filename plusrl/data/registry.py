@@ -14,6 +14,7 @@ BUILTIN = {"pets": ("train", "test"), "pets-ood": ("test",), "pets-val": ("valid
            "pets-val-agreed": ("validation",), "pets-val-overturn": ("validation",), "pets-val-ood": ("validation",),
            "proxy-pets": ("train", "test"), "proxy-pets-ood": ("test",), "pets-notes": ("train", "test"),
            "pets-notes-polarity": ("train", "test"), "pets-notes-composed": ("train", "test"),
+           "pets-notes-four-sources": ("train", "test"),
            "pets-notes-val": ("validation",)}
 
 
