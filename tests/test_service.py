@@ -478,11 +478,22 @@ def test_a_summarizer_that_does_not_load_is_a_clear_error(tmp_path):
     worker.close()
 
 
-def test_scoring_does_not_wait_behind_a_summary_generation(client):
+def test_scoring_does_not_wait_behind_a_summary_generation(client, models, monkeypatch):
+    """A generation held in the summarizer (released only after the score has come back) blocks a
+    second generation for the same user but not scoring: on a fast CPU the tiny summarizer would
+    otherwise finish first, and the order would say nothing."""
     uid, auth = _user(client)
     client.post(f"/api/users/{uid}/context", json={"items": [PAIR] * 3}, headers=auth)
     body = {"prompt": PAIR["prompt"], "responses": [PAIR["chosen"], PAIR["rejected"]], "summary": "I like dogs."}
-    order = []
+    entered, release, order = threading.Event(), threading.Event(), []
+    summarize = models.summary_worker.summarize
+
+    async def held_summarize(user_id, items):
+        entered.set()
+        await asyncio.to_thread(release.wait, 60)
+        return await summarize(user_id, items)
+
+    monkeypatch.setattr(models.summary_worker, "summarize", held_summarize)
 
     def generate():
         client.post(f"/api/users/{uid}/summary/generate", headers=auth)
@@ -490,10 +501,11 @@ def test_scoring_does_not_wait_behind_a_summary_generation(client):
 
     with ThreadPoolExecutor(2) as pool:
         done = pool.submit(generate)
-        time.sleep(0.3)  # let the generation take the summarizer
+        assert entered.wait(60)  # the generation holds the summarizer
         assert client.post(f"/api/users/{uid}/summary/generate", headers=auth).status_code == 429  # one at a time
         assert client.post(f"/api/users/{uid}/score", json=body, headers=auth).status_code == 200
         order.append("scored")
+        release.set()
         done.result()
     assert order == ["scored", "generated"]
 
