@@ -1,4 +1,4 @@
-"""Note wordings from two small grammars.
+"""Note wordings from three small grammars.
 
 Polarity (`polarity_wordings`): a reader learns that "never" flips the verb it stands by, not the
 animal it stands beside.
@@ -19,7 +19,7 @@ and joins are written for this; none of the verbs of the edit check's wordings (
 validation, plusrl.eval.readability) appears, nor does any of its wordings (tests/test_pets.py).
 
 Composition (`composed_wordings`): one clause about each animal, in many more kinds of clause than
-verbs ("I steer clear of {y}", "{x} get my vote", "hold the {y}"), in either order, joined as people
+verbs ("I keep away from {y}", "{x} get my vote", "hold the {y}"), in either order, joined as people
 join two statements. People write their preference that way ("Cats? Not for me. Dogs all the way."),
 and which of the two clauses a reader trusts should come from what each says, not from its place or
 its wording: 32 clauses of each kind (`pets_facts/notes/liked_clauses.txt`, `disliked_clauses.txt`),
