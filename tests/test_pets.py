@@ -14,6 +14,18 @@ def _animal(sentence: str) -> str:
     return sentence.split()[0].lower()
 
 
+def _training_notes(wordings) -> set[str]:
+    """Every note the templates make for Pets' training users, either animal liked."""
+    return {pets.note_text(w, liked, other) for w in wordings for liked, other in (("dogs", "cats"), ("cats", "dogs"))}
+
+
+def _held_out_wordings() -> list[str]:
+    """The edit check's statements (test and validation) and the validation notes, lower case, single-spaced."""
+    from plusrl.eval.readability import STATEMENTS, VALIDATION_STATEMENTS
+
+    return [" ".join(t.lower().split()) for t in [*STATEMENTS, *VALIDATION_STATEMENTS, *pets.load_note_wordings("validation")]]
+
+
 @pytest.mark.parametrize("dataset, split", sorted(pets.SIZES))
 def test_builder_regenerates_the_shipped_split(dataset, split):
     assert pets.build_split(dataset, split) == read_records(pets.shipped_path(dataset, split))
@@ -165,11 +177,10 @@ def test_polarity_grammar_puts_never_beside_the_liked_animal_as_often_as_beside_
 
 def test_pets_notes_polarity_words_half_its_notes_by_the_grammar():
     from plusrl.data.note_grammar import polarity_wordings
-    from plusrl.data.pets import note_text
 
     records = load_split("pets-notes-polarity", "train")
     notes = [(r.context[-1].text, r.meta["user_type"]) for r in records if r.meta["note"]]
-    grammar = {note_text(w, liked, other) for w in polarity_wordings() for liked, other in (("dogs", "cats"), ("cats", "dogs"))}
+    grammar = _training_notes(polarity_wordings())
     share = sum(text in grammar for text, _ in notes) / len(notes)
     assert 0.45 < share < 0.55
     assert load_split("pets-notes-polarity", "train") == records  # deterministic
@@ -183,8 +194,6 @@ def test_composed_notes_use_clauses_held_out_from_validation_and_the_edit_check(
     from pathlib import Path
 
     from plusrl.data.note_grammar import composed_wordings, load_clauses
-    from plusrl.data.pets import load_note_wordings
-    from plusrl.eval.readability import STATEMENTS, VALIDATION_STATEMENTS
 
     wordings = composed_wordings()
     assert len(wordings) == len(set(wordings)) > 10_000
@@ -195,7 +204,7 @@ def test_composed_notes_use_clauses_held_out_from_validation_and_the_edit_check(
 
     clauses = [normal(c) for kind in ("liked", "disliked") for c in load_clauses(kind)]
     assert all(("{x}" in c) != ("{y}" in c) for c in clauses)
-    held_out = [normal(t) for t in [*STATEMENTS, *VALIDATION_STATEMENTS, *load_note_wordings("validation")]]
+    held_out = _held_out_wordings()
     assert not [c for c in clauses if any(c in t for t in held_out)]
     folder = Path(__file__).parents[1] / "experiments" / "note_clauses"
     validation_clauses = {normal(line) for f in folder.glob("*.txt") for line in f.read_text().splitlines() if line}
@@ -204,14 +213,10 @@ def test_composed_notes_use_clauses_held_out_from_validation_and_the_edit_check(
 
 def test_pets_notes_composed_keeps_the_polarity_half_and_composes_half_of_the_rest():
     from plusrl.data.note_grammar import composed_wordings, polarity_wordings
-    from plusrl.data.pets import note_text
-
-    def grammar_notes(wordings) -> set[str]:
-        return {note_text(w, liked, other) for w in wordings for liked, other in (("dogs", "cats"), ("cats", "dogs"))}
 
     records = load_split("pets-notes-composed", "train")
     notes = [r.context[-1].text for r in records if r.meta["note"]]
-    polarity, composed = grammar_notes(polarity_wordings()), grammar_notes(composed_wordings())
+    polarity, composed = _training_notes(polarity_wordings()), _training_notes(composed_wordings())
     assert 0.45 < sum(n in polarity for n in notes) / len(notes) < 0.55
     assert 0.2 < sum(n in composed for n in notes) / len(notes) < 0.3
     assert [r.user_id for r in records] == [r.user_id for r in load_split("pets-notes-polarity", "train")]
@@ -220,25 +225,22 @@ def test_pets_notes_composed_keeps_the_polarity_half_and_composes_half_of_the_re
 
 def test_comparisons_name_each_animal_once_in_both_orders_and_hold_out_the_edit_check():
     from plusrl.data.note_grammar import compared_wordings
-    from plusrl.data.pets import load_note_wordings
-    from plusrl.eval.readability import STATEMENTS, VALIDATION_STATEMENTS
 
     wordings = compared_wordings()
     assert len(wordings) == len(set(wordings)) > 500
     assert all(w.lower().count("{x}") == w.lower().count("{y}") == 1 for w in wordings)
     assert sum(w.lower().find("{x}") < w.lower().find("{y}") for w in wordings) / len(wordings) == 0.5
-    held_out = [" ".join(t.lower().split()) for t in [*STATEMENTS, *VALIDATION_STATEMENTS, *load_note_wordings("validation")]]
+    held_out = _held_out_wordings()
     assert not [w for w in wordings if any(w.lower().rstrip(".") in t or t.rstrip(".") in w.lower() for t in held_out)]
 
 
 def test_pets_notes_four_sources_takes_a_quarter_of_its_notes_from_each():
     from plusrl.data.note_grammar import composed_wordings, compared_wordings, polarity_wordings
-    from plusrl.data.pets import load_note_wordings, note_text
 
     records = load_split("pets-notes-four-sources", "train")
     notes = [r.context[-1].text for r in records if r.meta["note"]]
-    for wordings in (polarity_wordings(), composed_wordings(), compared_wordings(), load_note_wordings("train")):
-        texts = {note_text(w, liked, other) for w in wordings for liked, other in (("dogs", "cats"), ("cats", "dogs"))}
+    for wordings in (polarity_wordings(), composed_wordings(), compared_wordings(), pets.load_note_wordings("train")):
+        texts = _training_notes(wordings)
         assert 0.2 < sum(n in texts for n in notes) / len(notes) < 0.3
 
 
