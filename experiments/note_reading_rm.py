@@ -20,9 +20,11 @@ scratch: does a larger reader than the 22M cross-encoder read a person's words a
 `--polarity-share S` words that share of the training notes by the polarity grammar
 (plusrl.data.note_grammar: "never" beside the liked animal as often as beside the other);
 `--extra-wordings FILE` adds training wordings; `--extra-validation FILE` scores more validation
-wordings, on the validation animals and facts. `note_wordings/` holds such a pair: wordings whose cue
-words point the other way ("never", "don't" beside the liked animal: "{Y} tire me out; {x} never
-have."), where a reader that takes "never X" for "not X" fails.
+wordings, on the validation animals and facts (repeatable). `note_wordings/` holds such a pair:
+wordings whose cue words point the other way ("never", "don't" beside the liked animal: "{Y} tire
+me out; {x} never have."), where a reader that takes "never X" for "not X" fails; and
+`broad_validation.txt`, 32 wordings of either order as people write them, idioms, two sentences and
+typos ("{Y} have never been my cup of tea. {X}, though, I adore.").
 
 Also scored: notes composed from two clauses (`note_clauses/`, one about each animal, either order,
 joined as people join two statements: "I avoid horses, while hamsters rock."), about the
@@ -84,12 +86,12 @@ def report_composed(model) -> None:
     print(f"composed notes as written: {rates(edit_following(written_scorer(model), composed_cases()))}")
 
 
-def report(model, label: str, extra_validation: list[str]) -> None:
+def report(model, label: str, extra_validation: dict[str, list[str]]) -> None:
     print(f"--- {label}")
     report_composed(model)
-    if extra_validation:
-        edits = edit_following(written_scorer(model), edit_cases(validation=True, templates=extra_validation))
-        print(f"extra validation wordings as written: {rates(edits)}")
+    for name, wordings in extra_validation.items():
+        edits = edit_following(written_scorer(model), edit_cases(validation=True, templates=wordings))
+        print(f"extra validation wordings ({name}) as written: {rates(edits)}")
         print(f"  by wording: { {t: round(100 * v, 1) for t, v in edits['by_statement'].items()} }")
     for name, validation in (("validation", True), ("test", False)):
         edits = edit_following(written_scorer(model), edit_cases(validation=validation))
@@ -114,7 +116,8 @@ def main() -> None:
     parser.add_argument("--extra-wordings", type=Path, help="more training wordings, one template a line")
     parser.add_argument("--polarity-share", type=float, default=0.0,
                         help="share of training notes worded by the polarity grammar (plusrl.data.note_grammar)")
-    parser.add_argument("--extra-validation", type=Path, help="more validation wordings, one template a line")
+    parser.add_argument("--extra-validation", type=Path, action="append", default=[],
+                        help="a file of more validation wordings, one template a line (repeatable)")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--note-share", type=float, default=0.5)
     parser.add_argument("--lr", type=float, default=1e-4)
@@ -123,7 +126,7 @@ def main() -> None:
     args = parser.parse_args()
     if bool(args.run) == bool(args.backbone):
         parser.error("give a run or --backbone, not both")
-    extra_validation = read_wordings(args.extra_validation)
+    extra_validation = {path.stem: read_wordings(path) for path in args.extra_validation}
     torch.manual_seed(0)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16)
     if args.backbone:

@@ -1,5 +1,6 @@
 """The Pets builder reproduces the shipped files and has the structure of VPL's Pets."""
 
+import re
 from collections import Counter
 
 import pytest
@@ -20,10 +21,16 @@ def _training_notes(wordings) -> set[str]:
 
 
 def _held_out_wordings() -> list[str]:
-    """The edit check's statements (test and validation) and the validation notes, lower case, single-spaced."""
+    """The edit check's statements (test and validation), the validation notes and the experiments' validation
+    wordings, lower case, single-spaced."""
+    from pathlib import Path
+
     from plusrl.eval.readability import STATEMENTS, VALIDATION_STATEMENTS
 
-    return [" ".join(t.lower().split()) for t in [*STATEMENTS, *VALIDATION_STATEMENTS, *pets.load_note_wordings("validation")]]
+    folder = Path(__file__).parents[1] / "experiments" / "note_wordings"
+    experiments = [line for f in folder.glob("*_validation.txt") for line in f.read_text().splitlines() if line.strip()]
+    return [" ".join(t.lower().split()) for t in
+            [*STATEMENTS, *VALIDATION_STATEMENTS, *pets.load_note_wordings("validation"), *experiments]]
 
 
 @pytest.mark.parametrize("dataset, split", sorted(pets.SIZES))
@@ -148,7 +155,6 @@ def test_polarity_grammar_puts_never_beside_the_liked_animal_as_often_as_beside_
     """Every grammar note names each animal once, in either order; "never"/"don't"/"do not" stands in
     the liked animal's clause about as often as in the other's; no verb of the edit check's wordings
     is used, and no note is one of its wordings or a validation note."""
-    import re
 
     from plusrl.data.note_grammar import COMPLAINT, PRAISE, polarity_wordings
     from plusrl.data.pets import load_note_wordings
@@ -252,3 +258,28 @@ def test_pets_notes_validation_users_have_a_note_alone_about_animals_never_train
     assert not {r.meta["user_type"] for r in records} & set(ANIMALS)
     assert all(r.meta["user_type"] in r.context[0].text.lower() for r in records)
     assert {(_animal(r.chosen), _animal(r.rejected)) for r in records} == set(pets.VALIDATION_USERS["pets-notes-val"])
+
+
+def test_pets_notes_many_animals_keeps_the_dog_and_cat_notes_and_adds_notes_about_other_training_animals():
+    """Half the notes are about two of NOTE_ANIMALS, the note alone and a pair of their facts (the liked
+    animal's chosen), in the wordings of pets-notes-composed; the other users are that dataset's users.
+    No note animal is one Pets-OOD, the validation sets or the edit check use, and no fact names one."""
+    from plusrl.eval.readability import EDIT_GROUPS, VALIDATION_EDIT_PAIRS
+
+    composed, records = load_split("pets-notes-composed", "train"), load_split("pets-notes-many-animals", "train")
+    assert [r.user_id for r in records] == [r.user_id for r in composed]
+    moved = [r for r, before in zip(records, composed) if r != before]
+    assert all(r.meta["user_type"] in ("dogs", "cats") for r, before in zip(records, composed) if r == before)
+    assert 0.45 < len(moved) / sum(r.meta["note"] for r in records) < 0.55
+    facts = pets.load_note_animal_facts()
+    for r in moved:
+        liked, other = r.meta["user_type"], r.meta["disliked"]
+        assert {liked, other} <= set(pets.NOTE_ANIMALS) and liked != other
+        note = r.context[0].text.lower()
+        assert len(r.context) == 1 and liked in note and "dogs" not in note and "cats" not in note
+        assert r.chosen in facts[liked] and r.rejected in facts[other]
+    named = {a for pairs in EDIT_GROUPS.values() for pair in pairs for a in pair} | {a for p in VALIDATION_EDIT_PAIRS for a in p}
+    assert not named & set(pets.NOTE_ANIMALS)
+    other_animals = re.compile(r"\b(" + "|".join(a.removesuffix("s") for a in named) + r")s?\b")
+    assert not [f for fs in facts.values() for f in fs if other_animals.search(f.lower())]
+    assert load_split("pets-notes-many-animals", "test") == load_split("pets", "test")

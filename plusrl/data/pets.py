@@ -50,6 +50,9 @@ A person's own words, as a context item the summarizer learns to read:
 - pets-notes-four-sources (train): pets-notes with a quarter of its notes from each of the
   polarity, composition and comparison grammars ("Instead of {y}, I go for {x}.") and a quarter
   hand-written.
+- pets-notes-many-animals (train): pets-notes-composed with half of its notes about two of
+  NOTE_ANIMALS instead of dogs and cats, each such user the note alone and a pair of facts about
+  those two animals (`pets_facts/note_animals/`).
 - pets-notes-val (validation): users of the four validation animals with a note alone, in the
   held-out wordings of `pets_facts/notes/validation.txt`. The eval's edit-following statements
   (plusrl.eval.readability) are the test and appear in neither file.
@@ -94,14 +97,28 @@ CONTEXT_PAIRS = 3
 NOTE_SHARES = (1 / 3, 1 / 3)
 """pets-notes: the shares of training users with a note beside their pairs, and with the note alone."""
 NOTE_GRAMMAR_SHARES = {"pets-notes": (0.0, 0.0, 0.0), "pets-notes-polarity": (0.5, 0.0, 0.0),
-                       "pets-notes-composed": (0.5, 0.5, 0.0), "pets-notes-four-sources": (0.25, 1 / 3, 0.5)}
+                       "pets-notes-composed": (0.5, 0.5, 0.0), "pets-notes-four-sources": (0.25, 1 / 3, 0.5),
+                       "pets-notes-many-animals": (0.5, 0.5, 0.0)}
 """Each notes dataset → the share of its notes worded by the polarity grammar, of the others the share
 composed from clauses, and of the rest the share worded as a comparison; the rest are hand-written."""
+NOTE_ANIMALS_SHARE = {"pets-notes-many-animals": 0.5}
+"""Notes dataset → the share of its notes about two of NOTE_ANIMALS instead of dogs and cats (0 if absent)."""
+# Animals people's notes are about besides dogs and cats, with facts of their own (`pets_facts/note_animals/`),
+# none of them Pets-OOD's or the validation and edit-check sets': with notes about dogs and cats alone, a reader
+# can tie what a wording means to those two names; about many animals, only the words say which one is liked.
+NOTE_ANIMALS = ("ferrets", "guinea pigs", "lizards", "snakes", "frogs", "hedgehogs", "mice", "goats", "pigs",
+                "sheep", "foxes", "otters")
 
 
 def load_facts() -> dict[str, list[str]]:
     folder = resources.files("plusrl.data") / "pets_facts"
     return {a: folder.joinpath(f"{a}.txt").read_text(encoding="utf-8").splitlines() for a in ANIMALS}
+
+
+def load_note_animal_facts() -> dict[str, list[str]]:
+    folder = resources.files("plusrl.data") / "pets_facts" / "note_animals"
+    return {a: folder.joinpath(f"{a.replace(' ', '-')}.txt").read_text(encoding="utf-8").splitlines()
+            for a in NOTE_ANIMALS}
 
 
 def load_validation_facts() -> dict[str, list[str]]:
@@ -157,14 +174,17 @@ def restatements(split: str) -> list[tuple[UserContext, str]]:
 
 
 def build_notes_train(polarity_share: float = 0.0, composed_share: float = 0.0,
-                      compared_share: float = 0.0) -> list[Record]:
+                      compared_share: float = 0.0, animals_share: float = 0.0) -> list[Record]:
     """pets-notes' train split: Pets' training users, some with a note beside their pairs, some
     with the note alone (NOTE_SHARES), deterministic. A `polarity_share` of the notes take their
     wording from the polarity grammar (plusrl.data.note_grammar) instead of the hand-written ones,
     a `composed_share` of the rest are composed from clauses, and a `compared_share` of the rest
-    are comparisons."""
+    are comparisons. An `animals_share` of the users who wrote a note are about two of NOTE_ANIMALS
+    instead: the note alone, in the same wording, and a pair of facts about those two animals."""
     wordings = load_note_wordings("train")
     rng = random.Random("pets-notes/train")
+    # its own draws, so that the notes about dogs and cats are those of the dataset without it
+    animals_rng, animal_facts = random.Random("pets-notes/note-animals"), load_note_animal_facts() if animals_share else {}
     records = []
     for record in read_records(shipped_path("pets", "train")):
         liked = record.meta["user_type"]
@@ -181,6 +201,14 @@ def build_notes_train(polarity_share: float = 0.0, composed_share: float = 0.0,
         draw = rng.random()
         context = ([*record.context, note] if draw < NOTE_SHARES[0] else
                    [note] if draw < sum(NOTE_SHARES) else record.context)
+        if draw < sum(NOTE_SHARES) and animals_share and animals_rng.random() < animals_share:
+            liked, other = animals_rng.sample(NOTE_ANIMALS, 2)
+            records.append(record.model_copy(update={
+                "context": [Note(text=note_text(template, liked, other))],
+                "chosen": animals_rng.choice(animal_facts[liked]), "rejected": animals_rng.choice(animal_facts[other]),
+                "oracle": f"This user prefers {liked} over {other}.",
+                "meta": {"user_type": liked, "disliked": other, "controversial": True, "note": True}}))
+            continue
         records.append(record.model_copy(update={"context": context, "meta": {**record.meta,
                                                                               "note": draw < sum(NOTE_SHARES)}}))
     return records
