@@ -187,13 +187,14 @@ class EditCase:
         return named(self.liked) and not named(self.other)
 
 
-def edit_cases(facts_per_pair: int = 4, validation: bool = False, templates: list[str] | None = None) -> list[EditCase]:
+def edit_cases(facts_per_pair: int = 4, validation: bool = False, templates: list[str] | None = None,
+               pairs: list[tuple[str, str]] | None = None) -> list[EditCase]:
     """Every statement × animal pair × a few held-out fact pairs (never training facts): the test
     wordings on the last facts, or the validation wordings and pairs on the first facts. `templates`
-    replaces the split's wordings (a probe's own validation wordings, on the validation pairs)."""
+    replaces the split's wordings and `pairs` the validation animal pairs (a probe's own validation set)."""
     pets_facts = load_facts()
     facts = load_validation_facts() | {a: fs[80:] for a, fs in pets_facts.items()}
-    groups = {"validation": VALIDATION_EDIT_PAIRS} if validation else EDIT_GROUPS
+    groups = {"validation": pairs or VALIDATION_EDIT_PAIRS} if validation else EDIT_GROUPS
     picks = range(facts_per_pair) if validation else [-1 - k for k in range(facts_per_pair)]
     cases = []
     for group, pairs in groups.items():
