@@ -26,8 +26,8 @@ me out; {x} never have."), where a reader that takes "never X" for "not X" fails
 `broad_validation.txt`, 32 wordings of either order as people write them, idioms, two sentences and
 typos ("{Y} have never been my cup of tea. {X}, though, I adore.").
 
-Also scored: the validation wordings about a validation animal and birds, which Pets' population
-prior ranks first for every user, read with the prior (birds liked) and against it; and notes
+Also scored: the validation wordings about a validation animal and birds (which Pets' population
+prior ranks first for every user), birds liked and birds disliked; and notes
 composed from two clauses (`note_clauses/`, one about each animal, either order, joined as people
 join two statements: "I avoid horses, while hamsters rock."), about the validation animals and facts.
 No training wording is made this way, so it is a larger held-out set of wordings than the edit
@@ -55,7 +55,7 @@ from reading_warmup import CLAUSES, composed_wording  # this folder's script
 
 COMPOSED_NOTES = 64
 """Composed notes per validation animal pair, each scored on four fact pairs."""
-AGAINST_BIRDS = VALIDATION_USERS["pets-val-ood"]
+BIRDS_AND_OTHERS = VALIDATION_USERS["pets-val-ood"]
 """(liked, other) pairs of a validation animal and birds, both ways, as the pets-val-ood users."""
 
 
@@ -97,11 +97,11 @@ def report(model, label: str, extra_validation: dict[str, list[str]]) -> None:
         edits = edit_following(written_scorer(model), edit_cases(validation=True, templates=wordings))
         print(f"extra validation wordings ({name}) as written: {rates(edits)}")
         print(f"  by wording: { {t: round(100 * v, 1) for t, v in edits['by_statement'].items()} }")
-    # Pets' prior ranks birds first for every user: a note liking another animal over birds must outweigh it
-    for direction, pairs in (("with", [p for p in AGAINST_BIRDS if p[0] == "birds"]),
-                             ("against", [p for p in AGAINST_BIRDS if p[1] == "birds"])):
+    # Pets' prior ranks birds first for every user, and the validation animals nowhere
+    for birds, pairs in (("liked", [p for p in BIRDS_AND_OTHERS if p[0] == "birds"]),
+                         ("disliked", [p for p in BIRDS_AND_OTHERS if p[1] == "birds"])):
         edits = edit_following(written_scorer(model), edit_cases(validation=True, pairs=pairs))
-        print(f"edits as written, validation wordings, a validation animal and birds, {direction} the prior: {rates(edits)}")
+        print(f"edits as written, validation wordings, a validation animal and birds, birds {birds}: {rates(edits)}")
     for name, validation in (("validation", True), ("test", False)):
         edits = edit_following(written_scorer(model), edit_cases(validation=validation))
         print(f"edits as written, {name} wordings: {rates(edits)}")
