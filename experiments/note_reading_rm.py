@@ -1,6 +1,7 @@
 """Does a reward model taught on people's notes read their words as written?
 
     python experiments/note_reading_rm.py RUN --steps 0      # the run's reward model as it is
+    python experiments/note_reading_rm.py RUN --steps 0 --guidance-weight 1   # scored without guidance
     python experiments/note_reading_rm.py RUN --steps 300    # + 300 Bradley-Terry steps, half on notes
     python experiments/note_reading_rm.py RUN --steps 0 --composed-only   # composed notes alone
     python experiments/note_reading_rm.py --backbone qwen2.5-coder-0.5b --steps 150 --bf16   # a fresh reward model
@@ -132,6 +133,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--composed-only", action="store_true", help="score the composed notes alone")
+    parser.add_argument("--guidance-weight", type=float, help="with a run: score at this w instead of its calibrated one")
     args = parser.parse_args()
     if bool(args.run) == bool(args.backbone):
         parser.error("give a run or --backbone, not both")
@@ -143,6 +145,8 @@ def main() -> None:
                                               similarity_weight=args.similarity_weight))
     else:
         model = RunDir(args.run).reward_model()
+        if args.guidance_weight is not None:
+            model.use_guidance(args.guidance_weight, model.population)
         with autocast, torch.no_grad():
             if args.composed_only:
                 report_composed(model)
