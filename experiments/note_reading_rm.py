@@ -2,6 +2,7 @@
 
     python experiments/note_reading_rm.py RUN --steps 0      # the run's reward model as it is
     python experiments/note_reading_rm.py RUN --steps 0 --guidance-weight 1   # scored without guidance
+    python experiments/note_reading_rm.py RUN --steps 0 --neutral-baseline    # guided from "Birds and hamsters."
     python experiments/note_reading_rm.py RUN --steps 300    # + 300 Bradley-Terry steps, half on notes
     python experiments/note_reading_rm.py RUN --steps 0 --composed-only   # composed notes alone
     python experiments/note_reading_rm.py --backbone qwen2.5-coder-0.5b --steps 150 --bf16   # a fresh reward model
@@ -51,7 +52,7 @@ from plusrl.eval.readability import VALIDATION_EDIT_PAIRS, EditCase, edit_cases,
 from plusrl.eval.runs import written_scorer
 from plusrl.models.reward_model import RewardModel, RewardModelConfig
 from plusrl.run_dir import RunDir
-from plusrl.training.losses import bradley_terry_loss
+from plusrl.training.losses import bradley_terry_loss, guided_reward
 from reading_warmup import CLAUSES, composed_wording  # this folder's script
 
 COMPOSED_NOTES = 64
@@ -87,24 +88,50 @@ def rates(edits: dict) -> str:
     return f"{100 * edits['edit_following']:.1f} " + str({k: round(100 * v, 1) for k, v in edits["by_order"].items()})
 
 
-def report_composed(model) -> None:
-    print(f"composed notes as written: {rates(edit_following(written_scorer(model), composed_cases()))}")
+def neutral_note(case: EditCase) -> str:
+    """A note that names the case's two animals and says nothing of either: "Birds and hamsters."."""
+    first, second = sorted((case.liked, case.other))
+    return f"{first.capitalize()} and {second}."
 
 
-def report(model, label: str, extra_validation: dict[str, list[str]]) -> None:
-    print(f"--- {label}")
-    report_composed(model)
+def read_edits(model, cases: list[EditCase], neutral_baseline: bool = False) -> dict:
+    """The edit check on `cases`, each statement as written, under the run's guidance; with `neutral_baseline`,
+    r̄ of the guidance is the reward under a note naming the same two animals (`neutral_note`) instead of the
+    population's summaries, so that r − r̄ keeps what the note says of each animal and drops that it names them."""
+    if not neutral_baseline:
+        return edit_following(written_scorer(model), cases)
+    neutral = {c.statement: model.as_conditioning(neutral_note(c)) for c in cases}
+    weight, population = model.guidance_weight, model.population
+
+    def score(texts, prompts, responses):
+        model.use_guidance(1.0, population)  # r and r̄ unguided, then guided here
+        try:
+            own = score_responses(model, [model.as_conditioning(t) for t in texts], prompts, responses)
+            baseline = score_responses(model, [neutral[t] for t in texts], prompts, responses)
+        finally:
+            model.use_guidance(weight, population)
+        return guided_reward(own, baseline, weight)
+    return edit_following(score, cases)
+
+
+def report_composed(model, neutral_baseline: bool = False) -> None:
+    print(f"composed notes as written: {rates(read_edits(model, composed_cases(), neutral_baseline))}")
+
+
+def report(model, label: str, extra_validation: dict[str, list[str]], neutral_baseline: bool = False) -> None:
+    print(f"--- {label}" + (", guided from a neutral note about the same animals" if neutral_baseline else ""))
+    report_composed(model, neutral_baseline)
     for name, wordings in extra_validation.items():
-        edits = edit_following(written_scorer(model), edit_cases(validation=True, templates=wordings))
+        edits = read_edits(model, edit_cases(validation=True, templates=wordings), neutral_baseline)
         print(f"extra validation wordings ({name}) as written: {rates(edits)}")
         print(f"  by wording: { {t: round(100 * v, 1) for t, v in edits['by_statement'].items()} }")
     # Pets' prior ranks birds first for every user, and the validation animals nowhere
     for birds, pairs in (("liked", [p for p in BIRDS_AND_OTHERS if p[0] == "birds"]),
                          ("disliked", [p for p in BIRDS_AND_OTHERS if p[1] == "birds"])):
-        edits = edit_following(written_scorer(model), edit_cases(validation=True, pairs=pairs))
+        edits = read_edits(model, edit_cases(validation=True, pairs=pairs), neutral_baseline)
         print(f"edits as written, validation wordings, a validation animal and birds, birds {birds}: {rates(edits)}")
     for name, validation in (("validation", True), ("test", False)):
-        edits = edit_following(written_scorer(model), edit_cases(validation=validation))
+        edits = read_edits(model, edit_cases(validation=validation), neutral_baseline)
         print(f"edits as written, {name} wordings: {rates(edits)}")
         weak = {t: round(100 * v, 1) for t, v in edits["by_statement"].items() if v < 0.95}
         print(f"  below 95: {weak}")
@@ -134,6 +161,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--composed-only", action="store_true", help="score the composed notes alone")
     parser.add_argument("--guidance-weight", type=float, help="with a run: score at this w instead of its calibrated one")
+    parser.add_argument("--neutral-baseline", action="store_true",
+                        help="with a run: guide each note from a note naming the same animals (read_edits)")
     args = parser.parse_args()
     if bool(args.run) == bool(args.backbone):
         parser.error("give a run or --backbone, not both")
@@ -149,9 +178,9 @@ def main() -> None:
             model.use_guidance(args.guidance_weight, model.population)
         with autocast, torch.no_grad():
             if args.composed_only:
-                report_composed(model)
+                report_composed(model, args.neutral_baseline)
                 return
-            report(model, "the run's reward model", extra_validation)
+            report(model, "the run's reward model", extra_validation, args.neutral_baseline)
     if not args.steps:
         return
     wordings, rng = load_note_wordings("train") + read_wordings(args.extra_wordings), random.Random(0)
