@@ -89,7 +89,7 @@ def rates(edits: dict) -> str:
 
 
 def neutral_note(case: EditCase) -> str:
-    """A note that names the case's two animals and says nothing of either: "Birds and hamsters."."""
+    """A note that names the case's two animals and says nothing of either ("Birds and hamsters.")."""
     first, second = sorted((case.liked, case.other))
     return f"{first.capitalize()} and {second}."
 
