@@ -101,8 +101,12 @@ NOTE_GRAMMAR_SHARES = {"pets-notes": (0.0, 0.0, 0.0), "pets-notes-polarity": (0.
                        "pets-notes-many-animals": (0.5, 0.5, 0.0)}
 """Each notes dataset → the share of its notes worded by the polarity grammar, of the others the share
 composed from clauses, and of the rest the share worded as a comparison; the rest are hand-written."""
-NOTE_ANIMALS_SHARE = {"pets-notes-many-animals": 0.5}
+NOTE_ANIMALS_SHARE = {"pets-notes-many-animals": 0.5, "pets-notes-unnamed-third": 0.5}
 """Notes dataset → the share of its notes about two of NOTE_ANIMALS instead of dogs and cats (0 if absent)."""
+NOTE_GRAMMAR_SHARES["pets-notes-unnamed-third"] = NOTE_GRAMMAR_SHARES["pets-notes-many-animals"]
+UNNAMED_THIRD = {"pets-notes-unnamed-third"}
+"""Notes datasets whose users with a note about NOTE_ANIMALS score, in two cases of three, a fact about a third
+animal their note never names: above the animal it dislikes, below the one it likes."""
 # Animals people's notes are about besides dogs and cats, with facts of their own (`pets_facts/note_animals/`),
 # none of them Pets-OOD's or the validation and edit-check sets': with notes about dogs and cats alone, a reader
 # can tie what a wording means to those two names; about many animals, only the words say which one is liked.
@@ -174,13 +178,15 @@ def restatements(split: str) -> list[tuple[UserContext, str]]:
 
 
 def build_notes_train(polarity_share: float = 0.0, composed_share: float = 0.0,
-                      compared_share: float = 0.0, animals_share: float = 0.0) -> list[Record]:
+                      compared_share: float = 0.0, animals_share: float = 0.0, unnamed_third: bool = False) -> list[Record]:
     """pets-notes' train split: Pets' training users, some with a note beside their pairs, some
     with the note alone (NOTE_SHARES), deterministic. A `polarity_share` of the notes take their
     wording from the polarity grammar (plusrl.data.note_grammar) instead of the hand-written ones,
     a `composed_share` of the rest are composed from clauses, and a `compared_share` of the rest
     are comparisons. An `animals_share` of the users who wrote a note are about two of NOTE_ANIMALS
-    instead: the note alone, in the same wording, and a pair of facts about those two animals."""
+    instead: the note alone, in the same wording, and a pair of facts about those two animals, or with
+    `unnamed_third`, in two cases of three a fact about a third animal the note never names set above the
+    disliked one's or below the liked one's: being named as disliked then scores below not being named."""
     wordings = load_note_wordings("train")
     rng = random.Random("pets-notes/train")
     # its own draws, so that the notes about dogs and cats are those of the dataset without it
@@ -203,9 +209,14 @@ def build_notes_train(polarity_share: float = 0.0, composed_share: float = 0.0,
                    [note] if draw < sum(NOTE_SHARES) else record.context)
         if draw < sum(NOTE_SHARES) and animals_share and animals_rng.random() < animals_share:
             liked, other = animals_rng.sample(NOTE_ANIMALS, 2)
+            chosen, rejected = liked, other
+            if unnamed_third:  # its own draws, so that the notes are those of pets-notes-many-animals
+                third_rng = random.Random(f"pets-notes/unnamed-third/{record.user_id}")
+                third = third_rng.choice([a for a in NOTE_ANIMALS if a not in (liked, other)])
+                chosen, rejected = third_rng.choice([(liked, other), (third, other), (liked, third)])
             records.append(record.model_copy(update={
                 "context": [Note(text=note_text(template, liked, other))],
-                "chosen": animals_rng.choice(animal_facts[liked]), "rejected": animals_rng.choice(animal_facts[other]),
+                "chosen": animals_rng.choice(animal_facts[chosen]), "rejected": animals_rng.choice(animal_facts[rejected]),
                 "oracle": f"This user prefers {liked} over {other}.",
                 "meta": {"user_type": liked, "disliked": other, "controversial": True, "note": True}}))
             continue

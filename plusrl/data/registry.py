@@ -15,6 +15,7 @@ BUILTIN = {"pets": ("train", "test"), "pets-ood": ("test",), "pets-val": ("valid
            "proxy-pets": ("train", "test"), "proxy-pets-ood": ("test",), "pets-notes": ("train", "test"),
            "pets-notes-polarity": ("train", "test"), "pets-notes-composed": ("train", "test"),
            "pets-notes-four-sources": ("train", "test"), "pets-notes-many-animals": ("train", "test"),
+           "pets-notes-unnamed-third": ("train", "test"),
            "pets-notes-val": ("validation",)}
 
 
@@ -38,7 +39,8 @@ def _load(dataset: str, split: str) -> list[Record]:
         if dataset in pets.NOTE_GRAMMAR_SHARES:  # Pets with notes in its training contexts; Pets' own test users
             if split == "test":
                 return read_records(pets.shipped_path("pets", split))
-            return pets.build_notes_train(*pets.NOTE_GRAMMAR_SHARES[dataset], pets.NOTE_ANIMALS_SHARE.get(dataset, 0.0))
+            return pets.build_notes_train(*pets.NOTE_GRAMMAR_SHARES[dataset], pets.NOTE_ANIMALS_SHARE.get(dataset, 0.0),
+                                          dataset in pets.UNNAMED_THIRD)
         return read_records(pets.shipped_path(dataset, split))
     path = Path(dataset)
     if path.is_file():
