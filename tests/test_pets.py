@@ -283,3 +283,20 @@ def test_pets_notes_many_animals_keeps_the_dog_and_cat_notes_and_adds_notes_abou
     other_animals = re.compile(r"\b(" + "|".join(a.removesuffix("s") for a in named) + r")s?\b")
     assert not [f for fs in facts.values() for f in fs if other_animals.search(f.lower())]
     assert load_split("pets-notes-many-animals", "test") == load_split("pets", "test")
+
+
+def test_pets_notes_unnamed_third_scores_a_third_animal_above_the_disliked_or_below_the_liked():
+    """Same users and notes as pets-notes-many-animals; of the users with a note about two of NOTE_ANIMALS,
+    about two in three score a fact about a third animal their note never names, never against itself."""
+    base, records = load_split("pets-notes-many-animals", "train"), load_split("pets-notes-unnamed-third", "train")
+    assert [(r.user_id, r.context) for r in records] == [(r.user_id, r.context) for r in base]
+    facts = pets.load_note_animal_facts()
+    animal_of = {fact: animal for animal, fs in facts.items() for fact in fs}
+    noted = [r for r in records if r.meta["user_type"] in pets.NOTE_ANIMALS]
+    kinds = Counter()
+    for r in noted:
+        chosen, rejected = animal_of[r.chosen], animal_of[r.rejected]
+        liked, other = r.meta["user_type"], r.meta["disliked"]
+        assert chosen != rejected and (chosen == liked or rejected == other)
+        kinds["third" if {chosen, rejected} != {liked, other} else "named"] += 1
+    assert 0.6 < kinds["third"] / len(noted) < 0.73
