@@ -53,6 +53,8 @@ A person's own words, as a context item the summarizer learns to read:
 - pets-notes-many-animals (train): pets-notes-composed with half of its notes about two of
   NOTE_ANIMALS instead of dogs and cats, each such user the note alone and a pair of facts about
   those two animals (`pets_facts/note_animals/`).
+- pets-notes-unnamed-third (train): pets-notes-many-animals whose users with a note about two of
+  NOTE_ANIMALS score, in two cases of three, a fact about a third animal the note never names.
 - pets-notes-val (validation): users of the four validation animals with a note alone, in the
   held-out wordings of `pets_facts/notes/validation.txt`. The eval's edit-following statements
   (plusrl.eval.readability) are the test and appear in neither file.
