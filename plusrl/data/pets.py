@@ -100,12 +100,11 @@ NOTE_SHARES = (1 / 3, 1 / 3)
 """pets-notes: the shares of training users with a note beside their pairs, and with the note alone."""
 NOTE_GRAMMAR_SHARES = {"pets-notes": (0.0, 0.0, 0.0), "pets-notes-polarity": (0.5, 0.0, 0.0),
                        "pets-notes-composed": (0.5, 0.5, 0.0), "pets-notes-four-sources": (0.25, 1 / 3, 0.5),
-                       "pets-notes-many-animals": (0.5, 0.5, 0.0)}
+                       "pets-notes-many-animals": (0.5, 0.5, 0.0), "pets-notes-unnamed-third": (0.5, 0.5, 0.0)}
 """Each notes dataset → the share of its notes worded by the polarity grammar, of the others the share
 composed from clauses, and of the rest the share worded as a comparison; the rest are hand-written."""
 NOTE_ANIMALS_SHARE = {"pets-notes-many-animals": 0.5, "pets-notes-unnamed-third": 0.5}
 """Notes dataset → the share of its notes about two of NOTE_ANIMALS instead of dogs and cats (0 if absent)."""
-NOTE_GRAMMAR_SHARES["pets-notes-unnamed-third"] = NOTE_GRAMMAR_SHARES["pets-notes-many-animals"]
 UNNAMED_THIRD = {"pets-notes-unnamed-third"}
 """Notes datasets whose users with a note about NOTE_ANIMALS score, in two cases of three, a fact about a third
 animal their note never names: above the animal it dislikes, below the one it likes."""
