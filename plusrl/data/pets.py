@@ -68,6 +68,7 @@ from __future__ import annotations
 import random
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 from plusrl.data.note_grammar import composed_wordings, compared_wordings, polarity_wordings
 from plusrl.data.readers import DataError, read_records
@@ -98,16 +99,30 @@ VALIDATION_SCORED_PAIR = {"pets-val-agreed": ("birds", "liked"), "pets-val-overt
 CONTEXT_PAIRS = 3
 NOTE_SHARES = (1 / 3, 1 / 3)
 """pets-notes: the shares of training users with a note beside their pairs, and with the note alone."""
-NOTE_GRAMMAR_SHARES = {"pets-notes": (0.0, 0.0, 0.0), "pets-notes-polarity": (0.5, 0.0, 0.0),
-                       "pets-notes-composed": (0.5, 0.5, 0.0), "pets-notes-four-sources": (0.25, 1 / 3, 0.5),
-                       "pets-notes-many-animals": (0.5, 0.5, 0.0), "pets-notes-unnamed-third": (0.5, 0.5, 0.0)}
-"""Each notes dataset → the share of its notes worded by the polarity grammar, of the others the share
-composed from clauses, and of the rest the share worded as a comparison; the rest are hand-written."""
-NOTE_ANIMALS_SHARE = {"pets-notes-many-animals": 0.5, "pets-notes-unnamed-third": 0.5}
-"""Notes dataset → the share of its notes about two of NOTE_ANIMALS instead of dogs and cats (0 if absent)."""
-UNNAMED_THIRD = {"pets-notes-unnamed-third"}
-"""Notes datasets whose users with a note about NOTE_ANIMALS score, in two cases of three, a fact about a third
-animal their note never names: above the animal it dislikes, below the one it likes."""
+
+
+class NoteMix(NamedTuple):
+    """How a notes dataset words its notes and whom they are about (`build_notes_train`)."""
+
+    polarity: float = 0.0
+    """Share of the notes worded by the polarity grammar (plusrl.data.note_grammar)."""
+    composed: float = 0.0
+    """Of the other notes, the share composed from clauses."""
+    compared: float = 0.0
+    """Of the rest, the share worded as a comparison; the rest are hand-written."""
+    other_animals: float = 0.0
+    """Share of the users who wrote a note whose note is about two of NOTE_ANIMALS instead of dogs and cats."""
+    unnamed_third: bool = False
+    """Those users score, in two cases of three, a fact about a third animal their note never names: above the
+    animal it dislikes, below the one it likes."""
+
+
+NOTE_MIXES = {"pets-notes": NoteMix(), "pets-notes-polarity": NoteMix(0.5), "pets-notes-composed": NoteMix(0.5, 0.5),
+              "pets-notes-four-sources": NoteMix(0.25, 1 / 3, 0.5),
+              "pets-notes-many-animals": NoteMix(0.5, 0.5, other_animals=0.5),
+              "pets-notes-unnamed-third": NoteMix(0.5, 0.5, other_animals=0.5, unnamed_third=True)}
+"""Each built notes dataset → its mix."""
+
 # Animals people's notes are about besides dogs and cats, with facts of their own (`pets_facts/note_animals/`),
 # none of them Pets-OOD's or the validation and edit-check sets': with notes about dogs and cats alone, a reader
 # can tie what a wording means to those two names; about many animals, only the words say which one is liked.
@@ -178,40 +193,36 @@ def restatements(split: str) -> list[tuple[UserContext, str]]:
     return examples
 
 
-def build_notes_train(polarity_share: float = 0.0, composed_share: float = 0.0,
-                      compared_share: float = 0.0, animals_share: float = 0.0, unnamed_third: bool = False) -> list[Record]:
-    """pets-notes' train split: Pets' training users, some with a note beside their pairs, some
-    with the note alone (NOTE_SHARES), deterministic. A `polarity_share` of the notes take their
-    wording from the polarity grammar (plusrl.data.note_grammar) instead of the hand-written ones,
-    a `composed_share` of the rest are composed from clauses, and a `compared_share` of the rest
-    are comparisons. An `animals_share` of the users who wrote a note are about two of NOTE_ANIMALS
-    instead: the note alone, in the same wording, and a pair of facts about those two animals, or with
-    `unnamed_third`, in two cases of three a fact about a third animal the note never names set above the
-    disliked one's or below the liked one's: being named as disliked then scores below not being named."""
+def build_notes_train(mix: NoteMix = NoteMix()) -> list[Record]:
+    """A notes dataset's train split: Pets' training users, some with a note beside their pairs, some
+    with the note alone (NOTE_SHARES), deterministic, worded as `mix` says. Users whose note is about two
+    of NOTE_ANIMALS have the note alone, in the wording drawn for them, and a pair of facts about those two
+    animals; with `mix.unnamed_third`, being named as disliked then scores below not being named."""
     wordings = load_note_wordings("train")
     rng = random.Random("pets-notes/train")
     # its own draws, so that the notes about dogs and cats are those of the dataset without it
-    animals_rng, animal_facts = random.Random("pets-notes/note-animals"), load_note_animal_facts() if animals_share else {}
+    animals_rng = random.Random("pets-notes/note-animals")
+    animal_facts = load_note_animal_facts() if mix.other_animals else {}
     records = []
     for record in read_records(shipped_path("pets", "train")):
         liked = record.meta["user_type"]
         other = next(a for a in ("dogs", "cats") if a != liked)
         template = rng.choice(wordings)  # drawn either way, so that pets-notes keeps its notes
         # each share draws only where it is set, so that pets-notes-polarity keeps its notes too
-        if polarity_share and rng.random() < polarity_share:
+        if mix.polarity and rng.random() < mix.polarity:
             template = rng.choice(polarity_wordings())
-        elif composed_share and rng.random() < composed_share:
+        elif mix.composed and rng.random() < mix.composed:
             template = rng.choice(composed_wordings())
-        elif compared_share and rng.random() < compared_share:
+        elif mix.compared and rng.random() < mix.compared:
             template = rng.choice(compared_wordings())
         note = Note(text=note_text(template, liked, other))
         draw = rng.random()
         context = ([*record.context, note] if draw < NOTE_SHARES[0] else
                    [note] if draw < sum(NOTE_SHARES) else record.context)
-        if draw < sum(NOTE_SHARES) and animals_share and animals_rng.random() < animals_share:
+        if draw < sum(NOTE_SHARES) and mix.other_animals and animals_rng.random() < mix.other_animals:
             liked, other = animals_rng.sample(NOTE_ANIMALS, 2)
             chosen, rejected = liked, other
-            if unnamed_third:  # its own draws, so that the notes are those of pets-notes-many-animals
+            if mix.unnamed_third:  # its own draws, so that the notes are those of pets-notes-many-animals
                 third_rng = random.Random(f"pets-notes/unnamed-third/{record.user_id}")
                 third = third_rng.choice([a for a in NOTE_ANIMALS if a not in (liked, other)])
                 chosen, rejected = third_rng.choice([(liked, other), (third, other), (liked, third)])

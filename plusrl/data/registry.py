@@ -36,11 +36,10 @@ def _load(dataset: str, split: str) -> list[Record]:
             return pets.build_validation(dataset)
         if dataset.startswith("proxy-"):
             return pets.build_split(dataset, split)
-        if dataset in pets.NOTE_GRAMMAR_SHARES:  # Pets with notes in its training contexts; Pets' own test users
+        if dataset in pets.NOTE_MIXES:  # Pets with notes in its training contexts; Pets' own test users
             if split == "test":
                 return read_records(pets.shipped_path("pets", split))
-            return pets.build_notes_train(*pets.NOTE_GRAMMAR_SHARES[dataset], pets.NOTE_ANIMALS_SHARE.get(dataset, 0.0),
-                                          dataset in pets.UNNAMED_THIRD)
+            return pets.build_notes_train(pets.NOTE_MIXES[dataset])
         return read_records(pets.shipped_path(dataset, split))
     path = Path(dataset)
     if path.is_file():

@@ -197,8 +197,8 @@ def edit_cases(facts_per_pair: int = 4, validation: bool = False, templates: lis
     groups = {"validation": pairs or VALIDATION_EDIT_PAIRS} if validation else EDIT_GROUPS
     picks = range(facts_per_pair) if validation else [-1 - k for k in range(facts_per_pair)]
     cases = []
-    for group, pairs in groups.items():
-        for x, y in pairs:
+    for group, group_pairs in groups.items():
+        for x, y in group_pairs:
             for template in templates or (VALIDATION_STATEMENTS if validation else STATEMENTS):
                 statement = template.format(x=x, y=y, X=x.capitalize(), Y=y.capitalize())
                 for k in picks:
