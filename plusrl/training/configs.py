@@ -188,10 +188,10 @@ class WrittenNotesConfig:
     them (docs/experiments.md)."""
 
     dataset: str = ""
-    """Users whose context holds a note about themselves (pets-notes; pets-notes-polarity, half its
-    notes worded by plusrl.data.note_grammar's polarity grammar; pets-notes-composed, a quarter more
-    composed from its clauses; or a path); their pairs are scored under the note's
-    text. Empty: the reward model reads summaries only (the paper's PLUS)."""
+    """Users whose context holds a note about themselves: a registered notes dataset (pets-notes and
+    its variants, plusrl.data.pets.NOTE_MIXES, described in docs/data.md) or a path. Their
+    pairs are scored under the note's text. Empty: the reward model reads summaries only (the paper's
+    PLUS)."""
     rows: int = 64
     """Pairs of those users per iteration, drawn afresh each iteration (beside the iteration's
     `rollout_batch_size × ppo.group` summaries)."""
