@@ -100,14 +100,14 @@ def read_edits(model, cases: list[EditCase], neutral_baseline: bool = False) -> 
     population's summaries, so that r − r̄ keeps what the note says of each animal and drops that it names them."""
     if not neutral_baseline:
         return edit_following(written_scorer(model), cases)
-    neutral = {c.statement: model.as_conditioning(neutral_note(c)) for c in cases}
+    neutral = {c.statement: neutral_note(c) for c in cases}
+    as_written, as_neutral = written_scorer(model), written_scorer(model, lambda t: model.as_conditioning(neutral[t]))
     weight, population = model.guidance_weight, model.population
 
     def score(texts, prompts, responses):
         model.use_guidance(1.0, population)  # r and r̄ unguided, then guided here
         try:
-            own = score_responses(model, [model.as_conditioning(t) for t in texts], prompts, responses)
-            baseline = score_responses(model, [neutral[t] for t in texts], prompts, responses)
+            own, baseline = as_written(texts, prompts, responses), as_neutral(texts, prompts, responses)
         finally:
             model.use_guidance(weight, population)
         return guided_reward(own, baseline, weight)
