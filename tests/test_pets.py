@@ -279,7 +279,7 @@ def test_pets_notes_many_animals_keeps_the_dog_and_cat_notes_and_adds_notes_abou
         assert len(r.context) == 1 and liked in note and "dogs" not in note and "cats" not in note
         assert r.chosen in facts[liked] and r.rejected in facts[other]
     named = {a for pairs in EDIT_GROUPS.values() for pair in pairs for a in pair} | {a for p in VALIDATION_EDIT_PAIRS for a in p}
-    assert not named & set(pets.NOTE_ANIMALS)
+    assert not named & set(pets.MORE_NOTE_ANIMALS)
     other_animals = re.compile(r"\b(" + "|".join(a.removesuffix("s") for a in named) + r")s?\b")
     assert not [f for fs in facts.values() for f in fs if other_animals.search(f.lower())]
     assert load_split("pets-notes-many-animals", "test") == load_split("pets", "test")
@@ -300,3 +300,16 @@ def test_pets_notes_unnamed_third_scores_a_third_animal_above_the_disliked_or_be
         assert chosen != rejected and (chosen == liked or rejected == other)
         kinds["third" if {chosen, rejected} != {liked, other} else "named"] += 1
     assert 0.6 < kinds["third"] / len(noted) < 0.73
+
+
+def test_pets_notes_more_animals_puts_three_notes_in_four_on_twice_as_many_animals():
+    """pets-notes-unnamed-third's wordings and users, with three in four notes about two of the 24 animals of
+    MORE_NOTE_ANIMALS (each of them in some note); the notes about dogs and cats are pets-notes-composed's."""
+    composed, records = load_split("pets-notes-composed", "train"), load_split("pets-notes-more-animals", "train")
+    assert [r.user_id for r in records] == [r.user_id for r in composed]
+    moved = [r for r in records if r.meta["user_type"] in pets.MORE_NOTE_ANIMALS]
+    assert 0.7 < len(moved) / sum(r.meta["note"] for r in records) < 0.8
+    assert {r.meta["user_type"] for r in moved} == set(pets.MORE_NOTE_ANIMALS) == set(pets.load_note_animal_facts())
+    assert len(pets.MORE_NOTE_ANIMALS) == 2 * len(pets.NOTE_ANIMALS)
+    kept = [(r, before) for r, before in zip(records, composed) if r.meta["user_type"] in ("dogs", "cats")]
+    assert kept and all(r == before for r, before in kept)

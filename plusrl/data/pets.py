@@ -55,6 +55,8 @@ A person's own words, as a context item the summarizer learns to read:
   those two animals (`pets_facts/note_animals/`).
 - pets-notes-unnamed-third (train): pets-notes-many-animals whose users with a note about two of
   NOTE_ANIMALS score, in two cases of three, a fact about a third animal the note never names.
+- pets-notes-more-animals (train): pets-notes-unnamed-third with three in four of its notes about two
+  of MORE_NOTE_ANIMALS (twice as many animals) instead of one in two.
 - pets-notes-val (validation): users of the four validation animals with a note alone, in the
   held-out wordings of `pets_facts/notes/validation.txt`. The eval's edit-following statements
   (plusrl.eval.readability) are the test and appear in neither file.
@@ -101,6 +103,17 @@ NOTE_SHARES = (1 / 3, 1 / 3)
 """pets-notes: the shares of training users with a note beside their pairs, and with the note alone."""
 
 
+# Animals people's notes are about besides dogs and cats, with facts of their own (`pets_facts/note_animals/`),
+# none of them Pets-OOD's or the validation and edit-check sets': with notes about dogs and cats alone, a reader
+# can tie what a wording means to those two names; about many animals, only the words say which one is liked.
+NOTE_ANIMALS = ("ferrets", "guinea pigs", "lizards", "snakes", "frogs", "hedgehogs", "mice", "goats", "pigs",
+                "sheep", "foxes", "otters")
+# Twelve more, none a bird and none a near kin of a held-out animal (no ponies, tortoises or gerbils): the
+# misreadings left with NOTE_ANIMALS are of people's words about animals outside training.
+MORE_NOTE_ANIMALS = (*NOTE_ANIMALS, "cows", "llamas", "deer", "squirrels", "bats", "wolves", "bears", "monkeys",
+                     "elephants", "dolphins", "bees", "crabs")
+
+
 class NoteMix(NamedTuple):
     """How a notes dataset words its notes and whom they are about (`build_notes_train`)."""
 
@@ -111,24 +124,21 @@ class NoteMix(NamedTuple):
     compared: float = 0.0
     """Of the rest, the share worded as a comparison; the rest are hand-written."""
     other_animals: float = 0.0
-    """Share of the users who wrote a note whose note is about two of NOTE_ANIMALS instead of dogs and cats."""
+    """Share of the users who wrote a note whose note is about two other animals (`animals`) instead of dogs and cats."""
     unnamed_third: bool = False
     """Those users score, in two cases of three, a fact about a third animal their note never names: above the
     animal it dislikes, below the one it likes."""
+    animals: tuple[str, ...] = ()
+    """The animals those notes are about (NOTE_ANIMALS when empty)."""
 
 
 NOTE_MIXES = {"pets-notes": NoteMix(), "pets-notes-polarity": NoteMix(0.5), "pets-notes-composed": NoteMix(0.5, 0.5),
               "pets-notes-four-sources": NoteMix(0.25, 1 / 3, 0.5),
               "pets-notes-many-animals": NoteMix(0.5, 0.5, other_animals=0.5),
-              "pets-notes-unnamed-third": NoteMix(0.5, 0.5, other_animals=0.5, unnamed_third=True)}
+              "pets-notes-unnamed-third": NoteMix(0.5, 0.5, other_animals=0.5, unnamed_third=True),
+              "pets-notes-more-animals": NoteMix(0.5, 0.5, other_animals=0.75, unnamed_third=True,
+                                                 animals=MORE_NOTE_ANIMALS)}
 """Each built notes dataset → its mix."""
-
-# Animals people's notes are about besides dogs and cats, with facts of their own (`pets_facts/note_animals/`),
-# none of them Pets-OOD's or the validation and edit-check sets': with notes about dogs and cats alone, a reader
-# can tie what a wording means to those two names; about many animals, only the words say which one is liked.
-NOTE_ANIMALS = ("ferrets", "guinea pigs", "lizards", "snakes", "frogs", "hedgehogs", "mice", "goats", "pigs",
-                "sheep", "foxes", "otters")
-
 
 def load_facts() -> dict[str, list[str]]:
     folder = resources.files("plusrl.data") / "pets_facts"
@@ -138,7 +148,7 @@ def load_facts() -> dict[str, list[str]]:
 def load_note_animal_facts() -> dict[str, list[str]]:
     folder = resources.files("plusrl.data") / "pets_facts" / "note_animals"
     return {a: folder.joinpath(f"{a.replace(' ', '-')}.txt").read_text(encoding="utf-8").splitlines()
-            for a in NOTE_ANIMALS}
+            for a in MORE_NOTE_ANIMALS}
 
 
 def load_validation_facts() -> dict[str, list[str]]:
@@ -196,12 +206,13 @@ def restatements(split: str) -> list[tuple[UserContext, str]]:
 def build_notes_train(mix: NoteMix = NoteMix()) -> list[Record]:
     """A notes dataset's train split: Pets' training users, some with a note beside their pairs, some
     with the note alone (NOTE_SHARES), deterministic, worded as `mix` says. Users whose note is about two
-    of NOTE_ANIMALS have the note alone, in the wording drawn for them, and a pair of facts about those two
+    of the mix's animals have the note alone, in the wording drawn for them, and a pair of facts about those two
     animals; with `mix.unnamed_third`, being named as disliked then scores below not being named."""
     wordings = load_note_wordings("train")
     rng = random.Random("pets-notes/train")
     # its own draws, so that the notes about dogs and cats are those of the dataset without it
     animals_rng = random.Random("pets-notes/note-animals")
+    note_animals = mix.animals or NOTE_ANIMALS
     animal_facts = load_note_animal_facts() if mix.other_animals else {}
     records = []
     for record in read_records(shipped_path("pets", "train")):
@@ -220,11 +231,11 @@ def build_notes_train(mix: NoteMix = NoteMix()) -> list[Record]:
         context = ([*record.context, note] if draw < NOTE_SHARES[0] else
                    [note] if draw < sum(NOTE_SHARES) else record.context)
         if draw < sum(NOTE_SHARES) and mix.other_animals and animals_rng.random() < mix.other_animals:
-            liked, other = animals_rng.sample(NOTE_ANIMALS, 2)
+            liked, other = animals_rng.sample(note_animals, 2)
             chosen, rejected = liked, other
             if mix.unnamed_third:  # its own draws, so that the notes are those of pets-notes-many-animals
                 third_rng = random.Random(f"pets-notes/unnamed-third/{record.user_id}")
-                third = third_rng.choice([a for a in NOTE_ANIMALS if a not in (liked, other)])
+                third = third_rng.choice([a for a in note_animals if a not in (liked, other)])
                 chosen, rejected = third_rng.choice([(liked, other), (third, other), (liked, third)])
             records.append(record.model_copy(update={
                 "context": [Note(text=note_text(template, liked, other))],
