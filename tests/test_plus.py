@@ -377,6 +377,31 @@ def test_written_notes_train_the_reward_model_on_peoples_own_words(tmp_path):
     assert loss_and_tokens()[0] < before
 
 
+def test_a_head_loss_on_notes_teaches_the_cross_encoder_to_read_them_beside_the_similarity_term(tmp_path):
+    """written_notes.head_loss_coef: with a similarity term, the note rows are also ranked by the head's
+    reward alone; from the same start, an update with it ranks those rows by the head better than one
+    without, and the reward the update returns is still the head plus the similarity term."""
+    def head_loss_after_update(coef):
+        cfg = load_config(PlusConfig, None, [*TINY_PLUS, "written_notes.dataset=pets-notes", "written_notes.rows=64",
+                                             f"written_notes.head_loss_coef={coef}", "reward_model.similarity_weight=5",
+                                             "rm_optim.lr=3e-4", "report_to=none", f"output_dir={tmp_path / str(coef)}"])
+        run = build(cfg)
+        pairs, notes = (list(column) for column in zip(*run.written_notes.draw(3)))
+        reward_update(run, [], [], iteration=3)
+        run.reward_model.eval()
+        with torch.no_grad():
+            (total_c, head_c), (total_r, head_r), _ = score_pairs(run.reward_model, run.reward_model, pairs, notes,
+                                                                  run.prompts, with_head=True)
+            plain_c, plain_r, _ = score_pairs(run.reward_model, run.reward_model, pairs, notes, run.prompts)
+        assert torch.equal(total_c, plain_c) and torch.equal(total_r, plain_r) and not torch.equal(total_c, head_c)
+        return bradley_terry_loss(head_c, head_r).item()
+
+    with_head_loss, without = head_loss_after_update(4.0), head_loss_after_update(0.0)
+    assert with_head_loss < without - 0.2, (with_head_loss, without)
+    with pytest.raises(ValueError, match="head_loss_coef"):
+        load_config(PlusConfig, None, ["written_notes.head_loss_coef=-1"])
+
+
 def test_a_reward_update_passes_over_summaries_and_notes_as_often_as_each_asks():
     """Rows 0-1 are summaries, 2-4 notes: each pass holds every row it covers once."""
     one_over_summaries = load_config(PlusConfig, None, ["rm_optim.epochs=1", "written_notes.epochs=3"])

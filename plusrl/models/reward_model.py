@@ -285,13 +285,15 @@ class RewardModel(TrainedWeights, nn.Module):
             [r.chosen for r in records] + [r.rejected for r in records],
         )
 
-    def forward(self, batch: EncodedBatch, latent: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, batch: EncodedBatch, latent: torch.Tensor | None = None, with_head: bool = False):
+        """Rewards, one per row (DPL: mean and log-variance); `with_head`: also the head's part alone,
+        before the similarity term is added (for a loss on each reader)."""
         pooled = self._pool(batch.input_ids, batch.attention_mask)
         if self.user_encoder is not None:
             if latent is None:
                 raise ValueError("this reward model conditions on a user latent (VPL): pass `latent`")
             pooled = torch.cat([pooled, latent.to(pooled.dtype)], dim=-1)
-        out = self.head(pooled.to(next(self.head.parameters()).dtype))
+        out = head = self.head(pooled.to(next(self.head.parameters()).dtype))
         if batch.conditioning is not None:
             conditioning = self._embed(batch.conditioning)[batch.conditioning_index]
             response = self._embed(batch.response)
@@ -301,7 +303,9 @@ class RewardModel(TrainedWeights, nn.Module):
                 similarity = torch.cosine_similarity(conditioning, response, dim=-1)
             bonus = self.config.similarity_weight * similarity.to(out.dtype).unsqueeze(-1)
             out = torch.cat([out[:, :1] + bonus, out[:, 1:]], dim=-1)  # DPL: the bonus moves the mean only
-        return out.squeeze(-1) if self.config.n_outputs == 1 else out
+        if self.config.n_outputs == 1:
+            out, head = out.squeeze(-1), head.squeeze(-1)
+        return (out, head) if with_head else out
 
     def _population_mean(self, conditioning: torch.Tensor, momentum: float = 0.1) -> torch.Tensor:
         """μ: the batch's mean unit conditioning embedding while training (and folded into the

@@ -205,8 +205,16 @@ class WrittenNotesConfig:
     summaries. E.g. rm_optim.epochs=1 with 2 here: the notes' many wordings get two passes and the
     summarizer's plain statements one (a sixth less of the Pets recipe's update; docs/experiments.md
     measures what it does to the reading of notes)."""
+    head_loss_coef: float = 0.0
+    """λ of a second Bradley-Terry loss on these rows, on the head's reward alone (the similarity term
+    left out): loss = BT(head + w·cos) + λ·BT(head). With a similarity term the note rows' loss is
+    soon near 0 through cos alone, and the cross-encoder, which reads note and response together, is
+    left barely reading notes at all; with λ > 0 both read them, and the reward sums two readers.
+    0: none. Needs reward_model.similarity_weight > 0 to mean anything else than a larger step."""
 
     def __post_init__(self):
+        if self.head_loss_coef < 0:
+            raise ValueError(f"written_notes.head_loss_coef must be ≥ 0, not {self.head_loss_coef}")
         if self.rows < 1 or self.warmup_steps < 0 or self.epochs < 0:
             raise ValueError(f"written_notes: rows ≥ 1, warmup_steps ≥ 0 and epochs ≥ 0, "
                              f"not {self.rows}, {self.warmup_steps} and {self.epochs}")

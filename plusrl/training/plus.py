@@ -329,12 +329,18 @@ def _sample_batch(records, iteration: int, size: int, seed: int):
     return [records[i] for i in order[index * size : (index + 1) * size]]
 
 
-def score_pairs(reward_model: RewardModel, forward, pairs: list[Record], summaries: list[str], prompts: str):
-    """Rewards of each pair's chosen and rejected response, conditioned on its summary; and the tokens read."""
+def score_pairs(reward_model: RewardModel, forward, pairs: list[Record], summaries: list[str], prompts: str,
+                with_head: bool = False):
+    """Rewards of each pair's chosen and rejected response, conditioned on its summary; and the tokens read.
+    `with_head`: each reward is a (total, head's part) pair of tensors."""
     enc = reward_model.encode_pairs(pairs, build_conditionings("plus", pairs, prompts, summaries,
                                                                   reward_model.config.summary_template))
+    n, tokens = len(pairs), int(enc.attention_mask.sum())
+    if with_head:
+        rewards, head = (r.float() for r in forward(enc, with_head=True))
+        return (rewards[:n], head[:n]), (rewards[n:], head[n:]), tokens
     rewards = forward(enc).float()
-    return rewards[: len(pairs)], rewards[len(pairs) :], int(enc.attention_mask.sum())
+    return rewards[:n], rewards[n:], tokens
 
 
 def score_distinct(reward_model: RewardModel, pairs: list[Record], summaries: list[str], prompts: str):
@@ -454,13 +460,16 @@ def reward_update(run: PlusRun, pairs: list[Record], summaries: list[str], itera
     if run.written_notes:
         mine = run.ctx.local_share(run.written_notes.draw(iteration))
         pairs, summaries = pairs + [pair for pair, _ in mine], [*summaries, *(note for _, note in mine)]
+    head_coef = run.cfg.written_notes.head_loss_coef
     losses, tokens = [], 0
     for rows in reward_passes(run.cfg, n_summaries, len(pairs) - n_summaries):
         for idx in rows[torch.randperm(len(rows))].split(max(1, optim.batch_size // accelerator.num_processes)):
             with accelerator.autocast():
-                r_c, r_r, n = score_pairs(run.reward_model, run.reward_forward, [pairs[i] for i in idx],
-                                          [summaries[i] for i in idx], run.prompts)
+                (r_c, head_c), (r_r, head_r), n = score_pairs(run.reward_model, run.reward_forward, [pairs[i] for i in idx],
+                                                              [summaries[i] for i in idx], run.prompts, with_head=True)
             loss = bradley_terry_loss(r_c, r_r)
+            if head_coef and (is_note := idx >= n_summaries).any():  # WrittenNotesConfig.head_loss_coef
+                loss = loss + head_coef * bradley_terry_loss(head_c[is_note], head_r[is_note])
             run.rm.step(accelerator, loss)
             losses.append(loss.item())
             tokens += n
