@@ -8,7 +8,7 @@ import pytest
 from plusrl.data import pets
 from plusrl.data.readers import read_records
 from plusrl.data.registry import load_split
-from plusrl.data.schema import PreferencePair
+from plusrl.data.schema import Note, PreferencePair
 
 
 def _animal(sentence: str) -> str:
@@ -300,6 +300,23 @@ def test_pets_notes_unnamed_third_scores_a_third_animal_above_the_disliked_or_be
         assert chosen != rejected and (chosen == liked or rejected == other)
         kinds["third" if {chosen, rejected} != {liked, other} else "named"] += 1
     assert 0.6 < kinds["third"] / len(noted) < 0.73
+
+
+def test_pets_notes_comparisons_words_an_eighth_of_the_notes_as_a_comparison():
+    """pets-notes-unnamed-third's users and mix, with half of its hand-written notes worded by the comparison
+    grammar ("I side with {x} over {y}."): about one note in eight."""
+    from plusrl.data.note_grammar import compared_wordings
+
+    base, records = load_split("pets-notes-unnamed-third", "train"), load_split("pets-notes-comparisons", "train")
+    assert [r.user_id for r in records] == [r.user_id for r in base]
+    noted = [r for r in records if r.meta["note"]]
+    compared = 0
+    for r in noted:
+        liked = r.meta["user_type"]
+        other = r.meta.get("disliked") or next(a for a in ("dogs", "cats") if a != liked)
+        note = next(item.text for item in r.context if isinstance(item, Note))
+        compared += note in {pets.note_text(t, liked, other) for t in compared_wordings()}
+    assert 0.09 < compared / len(noted) < 0.16
 
 
 def test_pets_notes_more_animals_puts_three_notes_in_four_on_twice_as_many_animals():

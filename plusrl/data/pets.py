@@ -55,6 +55,8 @@ A person's own words, as a context item the summarizer learns to read:
   those two animals (`pets_facts/note_animals/`).
 - pets-notes-unnamed-third (train): pets-notes-many-animals whose users with a note about two of
   NOTE_ANIMALS score, in two cases of three, a fact about a third animal the note never names.
+- pets-notes-comparisons (train): pets-notes-unnamed-third with half of its hand-written notes (an eighth
+  of all) worded as a comparison instead ("Instead of {y}, I go for {x}.", "I side with {x} over {y}.").
 - pets-notes-more-animals (train): pets-notes-unnamed-third with three in four of its notes about two
   of MORE_NOTE_ANIMALS (twice as many animals) instead of one in two.
 - pets-notes-val (validation): users of the four validation animals with a note alone, in the
@@ -136,6 +138,7 @@ NOTE_MIXES = {"pets-notes": NoteMix(), "pets-notes-polarity": NoteMix(0.5), "pet
               "pets-notes-four-sources": NoteMix(0.25, 1 / 3, 0.5),
               "pets-notes-many-animals": NoteMix(0.5, 0.5, other_animals=0.5),
               "pets-notes-unnamed-third": NoteMix(0.5, 0.5, other_animals=0.5, unnamed_third=True),
+              "pets-notes-comparisons": NoteMix(0.5, 0.5, 0.5, other_animals=0.5, unnamed_third=True),
               "pets-notes-more-animals": NoteMix(0.5, 0.5, other_animals=0.75, unnamed_third=True,
                                                  animals=MORE_NOTE_ANIMALS)}
 """Each built notes dataset → its mix."""

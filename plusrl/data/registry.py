@@ -16,7 +16,7 @@ BUILTIN = {"pets": ("train", "test"), "pets-ood": ("test",), "pets-val": ("valid
            "pets-notes-polarity": ("train", "test"), "pets-notes-composed": ("train", "test"),
            "pets-notes-four-sources": ("train", "test"), "pets-notes-many-animals": ("train", "test"),
            "pets-notes-unnamed-third": ("train", "test"),
-           "pets-notes-more-animals": ("train", "test"),
+           "pets-notes-more-animals": ("train", "test"), "pets-notes-comparisons": ("train", "test"),
            "pets-notes-val": ("validation",)}
 
 
