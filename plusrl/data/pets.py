@@ -110,8 +110,9 @@ NOTE_SHARES = (1 / 3, 1 / 3)
 # can tie what a wording means to those two names; about many animals, only the words say which one is liked.
 NOTE_ANIMALS = ("ferrets", "guinea pigs", "lizards", "snakes", "frogs", "hedgehogs", "mice", "goats", "pigs",
                 "sheep", "foxes", "otters")
-# Twelve more, none a bird and none a near kin of a held-out animal (no ponies, tortoises or gerbils): the
-# misreadings left with NOTE_ANIMALS are of people's words about animals outside training.
+# Twelve more, none a bird and none a near kin of a held-out animal (no ponies, tortoises or gerbils), for
+# pets-notes-more-animals: notes about these 24 read people's words worse than about NOTE_ANIMALS alone
+# (docs/experiments.md).
 MORE_NOTE_ANIMALS = (*NOTE_ANIMALS, "cows", "llamas", "deer", "squirrels", "bats", "wolves", "bears", "monkeys",
                      "elephants", "dolphins", "bees", "crabs")
 
