@@ -209,8 +209,10 @@ class WrittenNotesConfig:
     """λ of a second Bradley-Terry loss on these rows, on the head's reward alone (the similarity term
     left out): loss = BT(head + w·cos) + λ·BT(head). With a similarity term the note rows' loss is
     soon near 0 through cos alone, and the cross-encoder, which reads note and response together, is
-    left barely reading notes at all; with λ > 0 both read them, and the reward sums two readers.
-    0: none. Needs reward_model.similarity_weight > 0 to mean anything else than a larger step."""
+    left barely reading notes at all; with λ > 0 both read them, and the reward sums two readers. On the
+    Pets recipe (λ = 1) both parts misread the same wordings and people's words were read worse
+    (docs/experiments.md). 0: none. Needs reward_model.similarity_weight > 0 to mean anything else
+    than a larger step."""
 
     def __post_init__(self):
         if self.head_loss_coef < 0:
