@@ -310,12 +310,15 @@ def test_pets_notes_comparisons_words_an_eighth_of_the_notes_as_a_comparison():
     base, records = load_split("pets-notes-unnamed-third", "train"), load_split("pets-notes-comparisons", "train")
     assert [r.user_id for r in records] == [r.user_id for r in base]
     noted = [r for r in records if r.meta["note"]]
+    comparisons = {}  # (liked, other) → every comparison note about them
     compared = 0
     for r in noted:
         liked = r.meta["user_type"]
         other = r.meta.get("disliked") or next(a for a in ("dogs", "cats") if a != liked)
         note = next(item.text for item in r.context if isinstance(item, Note))
-        compared += note in {pets.note_text(t, liked, other) for t in compared_wordings()}
+        if (liked, other) not in comparisons:
+            comparisons[liked, other] = {pets.note_text(t, liked, other) for t in compared_wordings()}
+        compared += note in comparisons[liked, other]
     assert 0.09 < compared / len(noted) < 0.16
 
 

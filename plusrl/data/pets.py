@@ -131,8 +131,8 @@ class NoteMix(NamedTuple):
     unnamed_third: bool = False
     """Those users score, in two cases of three, a fact about a third animal their note never names: above the
     animal it dislikes, below the one it likes."""
-    animals: tuple[str, ...] = ()
-    """The animals those notes are about (NOTE_ANIMALS when empty)."""
+    animals: tuple[str, ...] = NOTE_ANIMALS
+    """The animals those notes are about."""
 
 
 NOTE_MIXES = {"pets-notes": NoteMix(), "pets-notes-polarity": NoteMix(0.5), "pets-notes-composed": NoteMix(0.5, 0.5),
@@ -216,7 +216,6 @@ def build_notes_train(mix: NoteMix = NoteMix()) -> list[Record]:
     rng = random.Random("pets-notes/train")
     # its own draws, so that the notes about dogs and cats are those of the dataset without it
     animals_rng = random.Random("pets-notes/note-animals")
-    note_animals = mix.animals or NOTE_ANIMALS
     animal_facts = load_note_animal_facts() if mix.other_animals else {}
     records = []
     for record in read_records(shipped_path("pets", "train")):
@@ -235,11 +234,11 @@ def build_notes_train(mix: NoteMix = NoteMix()) -> list[Record]:
         context = ([*record.context, note] if draw < NOTE_SHARES[0] else
                    [note] if draw < sum(NOTE_SHARES) else record.context)
         if draw < sum(NOTE_SHARES) and mix.other_animals and animals_rng.random() < mix.other_animals:
-            liked, other = animals_rng.sample(note_animals, 2)
+            liked, other = animals_rng.sample(mix.animals, 2)
             chosen, rejected = liked, other
             if mix.unnamed_third:  # its own draws, so that the notes are those of pets-notes-many-animals
                 third_rng = random.Random(f"pets-notes/unnamed-third/{record.user_id}")
-                third = third_rng.choice([a for a in note_animals if a not in (liked, other)])
+                third = third_rng.choice([a for a in mix.animals if a not in (liked, other)])
                 chosen, rejected = third_rng.choice([(liked, other), (third, other), (liked, third)])
             records.append(record.model_copy(update={
                 "context": [Note(text=note_text(template, liked, other))],
