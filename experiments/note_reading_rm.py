@@ -6,6 +6,7 @@
     python experiments/note_reading_rm.py RUN --steps 300    # + 300 Bradley-Terry steps, half on notes
     python experiments/note_reading_rm.py RUN --steps 0 --composed-only   # composed notes alone
     python experiments/note_reading_rm.py --backbone qwen2.5-coder-0.5b --steps 150 --bf16   # a fresh reward model
+    python experiments/note_reading_rm.py RUN --steps 0 --bf16 --restater runs/readers/qwen1.5b   # notes restated first
 
 Takes a trained PLUS run's reward model (with its calibrated guidance) and continues its
 Bradley-Terry training on Pets' training pairs, each conditioned on the user's stated summary
@@ -27,6 +28,11 @@ wordings whose cue words point the other way ("never", "don't" beside the liked 
 me out; {x} never have."), where a reader that takes "never X" for "not X" fails; and
 `broad_validation.txt`, 32 wordings of either order as people write them, idioms, two sentences and
 typos ("{Y} have never been my cup of tea. {X}, though, I adore.").
+
+`--restater FOLDER` reads every note restated first by a saved summarizer (a run's
+`checkpoints/step-*/summarizer`, or one `reading_warmup.py --save` wrote), as the service's restate does,
+and the reward model reads the restatement; "restated right" is the share of restatements naming the liked
+animal and not the other.
 
 Also scored: the validation wordings about a validation animal and birds (which Pets' population
 prior ranks first for every user), birds liked and birds disliked; and notes
@@ -51,6 +57,7 @@ from plusrl.eval.accuracy import score_responses
 from plusrl.eval.readability import VALIDATION_EDIT_PAIRS, EditCase, edit_cases, edit_following
 from plusrl.eval.runs import written_scorer
 from plusrl.models.reward_model import RewardModel, RewardModelConfig
+from plusrl.models.summarizer import Summarizer
 from plusrl.run_dir import RunDir
 from plusrl.training.losses import bradley_terry_loss, guided_reward
 from reading_warmup import CLAUSES, composed_wording  # this folder's script
@@ -84,8 +91,19 @@ def composed_cases() -> list[EditCase]:
 
 
 def rates(edits: dict) -> str:
-    """"89.6 {'liked first': 95.3, 'liked second': 78.1}": an edit check's rate, overall and by word order."""
-    return f"{100 * edits['edit_following']:.1f} " + str({k: round(100 * v, 1) for k, v in edits["by_order"].items()})
+    """"89.6 {'liked first': 95.3, 'liked second': 78.1}": an edit check's rate, overall and by word order
+    (and the share restated right, when the notes were restated)."""
+    restated = f", restated right {100 * edits['restated_right']:.1f}" if "restated_right" in edits else ""
+    return (f"{100 * edits['edit_following']:.1f} " + str({k: round(100 * v, 1) for k, v in edits["by_order"].items()})
+            + restated)
+
+
+def saved_restater(folder: Path, bf16: bool):
+    """`restate(statements)` → texts by the summarizer saved in `folder`, as the service's restate."""
+    summarizer = Summarizer.load(folder).eval()
+    if bf16:
+        summarizer.autocast_dtype = torch.bfloat16
+    return lambda statements: summarizer.restate(statements, "pets")
 
 
 def neutral_note(case: EditCase) -> str:
@@ -94,12 +112,13 @@ def neutral_note(case: EditCase) -> str:
     return f"{first.capitalize()} and {second}."
 
 
-def read_edits(model, cases: list[EditCase], neutral_baseline: bool = False) -> dict:
-    """The edit check on `cases`, each statement as written, under the run's guidance; with `neutral_baseline`,
+def read_edits(model, cases: list[EditCase], neutral_baseline: bool = False, restate=None) -> dict:
+    """The edit check on `cases`, each statement as written (or restated by `restate` first), under the run's
+    guidance; with `neutral_baseline`,
     r̄ of the guidance is the reward under a note naming the same two animals (`neutral_note`) instead of the
     population's summaries, so that r − r̄ keeps what the note says of each animal and drops that it names them."""
     if not neutral_baseline:
-        return edit_following(written_scorer(model), cases)
+        return edit_following(written_scorer(model), cases, restate=restate)
     neutral = {c.statement: neutral_note(c) for c in cases}
     as_written, as_neutral = written_scorer(model), written_scorer(model, lambda t: model.as_conditioning(neutral[t]))
     weight, population = model.guidance_weight, model.population
@@ -114,25 +133,32 @@ def read_edits(model, cases: list[EditCase], neutral_baseline: bool = False) -> 
     return edit_following(score, cases)
 
 
-def report_composed(model, neutral_baseline: bool = False) -> None:
-    print(f"composed notes as written: {rates(read_edits(model, composed_cases(), neutral_baseline))}")
+READ_AS = {True: "as written", False: "restated"}
+"""How the notes were read, keyed by `restate is None`."""
 
 
-def report(model, label: str, extra_validation: dict[str, list[str]], neutral_baseline: bool = False) -> None:
-    print(f"--- {label}" + (", guided from a neutral note about the same animals" if neutral_baseline else ""))
-    report_composed(model, neutral_baseline)
+def report_composed(model, neutral_baseline: bool = False, restate=None) -> None:
+    print(f"composed notes {READ_AS[restate is None]}: {rates(read_edits(model, composed_cases(), neutral_baseline, restate))}")
+
+
+def report(model, label: str, extra_validation: dict[str, list[str]], neutral_baseline: bool = False,
+           restate=None) -> None:
+    print(f"--- {label}" + (", guided from a neutral note about the same animals" if neutral_baseline else "")
+          + (", each note restated first" if restate else ""))
+    read_as = READ_AS[restate is None]
+    report_composed(model, neutral_baseline, restate)
     for name, wordings in extra_validation.items():
-        edits = read_edits(model, edit_cases(validation=True, templates=wordings), neutral_baseline)
-        print(f"extra validation wordings ({name}) as written: {rates(edits)}")
+        edits = read_edits(model, edit_cases(validation=True, templates=wordings), neutral_baseline, restate)
+        print(f"extra validation wordings ({name}) {read_as}: {rates(edits)}")
         print(f"  by wording: { {t: round(100 * v, 1) for t, v in edits['by_statement'].items()} }")
     # Pets' prior ranks birds first for every user, and the validation animals nowhere
     for birds, pairs in (("liked", [p for p in BIRDS_AND_OTHERS if p[0] == "birds"]),
                          ("disliked", [p for p in BIRDS_AND_OTHERS if p[1] == "birds"])):
-        edits = read_edits(model, edit_cases(validation=True, pairs=pairs), neutral_baseline)
-        print(f"edits as written, validation wordings, a validation animal and birds, birds {birds}: {rates(edits)}")
+        edits = read_edits(model, edit_cases(validation=True, pairs=pairs), neutral_baseline, restate)
+        print(f"edits {read_as}, validation wordings, a validation animal and birds, birds {birds}: {rates(edits)}")
     for name, validation in (("validation", True), ("test", False)):
-        edits = read_edits(model, edit_cases(validation=validation), neutral_baseline)
-        print(f"edits as written, {name} wordings: {rates(edits)}")
+        edits = read_edits(model, edit_cases(validation=validation), neutral_baseline, restate)
+        print(f"edits {read_as}, {name} wordings: {rates(edits)}")
         weak = {t: round(100 * v, 1) for t, v in edits["by_statement"].items() if v < 0.95}
         print(f"  below 95: {weak}")
     for dataset in ("pets-val", "pets-val-agreed"):
@@ -163,9 +189,13 @@ def main() -> None:
     parser.add_argument("--guidance-weight", type=float, help="with a run: score at this w instead of its calibrated one")
     parser.add_argument("--neutral-baseline", action="store_true",
                         help="with a run: guide each note from a note naming the same animals (read_edits)")
+    parser.add_argument("--restater", type=Path,
+                        help="with a run and --steps 0: a saved summarizer restates each note first")
     args = parser.parse_args()
     if bool(args.run) == bool(args.backbone):
         parser.error("give a run or --backbone, not both")
+    if args.restater and (args.backbone or args.steps or args.neutral_baseline or args.composed_only):
+        parser.error("--restater reads notes with a run's reward model as it is: with a run and --steps 0 alone")
     extra_validation = {path.stem: read_wordings(path) for path in args.extra_validation}
     torch.manual_seed(0)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16)
@@ -180,7 +210,8 @@ def main() -> None:
             if args.composed_only:
                 report_composed(model, args.neutral_baseline)
                 return
-            report(model, "the run's reward model", extra_validation, args.neutral_baseline)
+            restate = saved_restater(args.restater, args.bf16) if args.restater else None
+            report(model, "the run's reward model", extra_validation, args.neutral_baseline, restate)
     if not args.steps:
         return
     wordings, rng = load_note_wordings("train") + read_wordings(args.extra_wordings), random.Random(0)

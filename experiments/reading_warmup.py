@@ -5,6 +5,7 @@
     python experiments/reading_warmup.py --steps 120 --full-sequence
     python experiments/reading_warmup.py --steps 0 summarizer.model=qwen2.5-coder-0.5b
     python experiments/reading_warmup.py --steps 120 --composed-share 0.5   # half the notes composed from clauses
+    python experiments/reading_warmup.py --steps 60 --save runs/readers/qwen1.5b summarizer.model=qwen2.5-coder-1.5b
 
 Builds the Pets PLUS recipe's summarizer, runs `reading_warmup` (train_plus's phase 0) on the
 built-in restatements (notes about 58 animals in the 115 training wordings), then restates held-out
@@ -15,7 +16,8 @@ causal-LM loss over prompt + summary) instead of stopping them at the cached pro
 `--composed-share S` trains on the built-in restatements with a share S of their notes composed
 instead from a clause about the liked animal and one about the other (`note_clauses/`), in either
 order and joined as people join two statements, so that what each clause says, not where it
-stands, decides which animal is liked.
+stands, decides which animal is liked. `--save DIR` keeps the warmed summarizer (LoRA and config),
+for `note_reading_rm.py --restater DIR` to restate people's notes with.
 """
 
 from __future__ import annotations
@@ -106,6 +108,7 @@ def main() -> None:
     parser.add_argument("--full-sequence", action="store_true")
     parser.add_argument("--composed-share", type=float, default=0.0,
                         help="share of the warm-up's notes composed from two clauses (0: the built-in set as it is)")
+    parser.add_argument("--save", type=Path, help="save the summarizer after the warm-up to this folder")
     parser.add_argument("overrides", nargs="*", help="recipe overrides, e.g. summarizer.model=qwen2.5-coder-0.5b")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as out:
@@ -120,6 +123,8 @@ def main() -> None:
         elif args.steps:
             print(reading_warmup(run))
     summarizer = run.summarizer
+    if args.save:
+        summarizer.save(args.save)
     summarizer.eval()
     if run.ctx.accelerator.mixed_precision == "bf16":
         summarizer.autocast_dtype = torch.bfloat16  # as a bf16 run's evaluation does
