@@ -196,6 +196,9 @@ def main() -> None:
         parser.error("give a run or --backbone, not both")
     if args.restater and (args.backbone or args.steps or args.neutral_baseline or args.composed_only):
         parser.error("--restater reads notes with a run's reward model as it is: with a run and --steps 0 alone")
+    if args.restater and not (args.restater / Summarizer.config_file).is_file():
+        parser.error(f"--restater {args.restater}: no saved summarizer there (a run's checkpoints/step-*/summarizer, "
+                     "or a folder reading_warmup.py --save wrote)")
     extra_validation = {path.stem: read_wordings(path) for path in args.extra_validation}
     torch.manual_seed(0)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16)
