@@ -114,9 +114,9 @@ def neutral_note(case: EditCase) -> str:
 
 def read_edits(model, cases: list[EditCase], neutral_baseline: bool = False, restate=None) -> dict:
     """The edit check on `cases`, each statement as written (or restated by `restate` first), under the run's
-    guidance; with `neutral_baseline`,
-    r̄ of the guidance is the reward under a note naming the same two animals (`neutral_note`) instead of the
-    population's summaries, so that r − r̄ keeps what the note says of each animal and drops that it names them."""
+    guidance; with `neutral_baseline`, r̄ of the guidance is the reward under a note naming the same two animals
+    (`neutral_note`) instead of the population's summaries, so that r − r̄ keeps what the note says of each
+    animal and drops that it names them."""
     if not neutral_baseline:
         return edit_following(written_scorer(model), cases, restate=restate)
     neutral = {c.statement: neutral_note(c) for c in cases}
@@ -133,32 +133,32 @@ def read_edits(model, cases: list[EditCase], neutral_baseline: bool = False, res
     return edit_following(score, cases)
 
 
-READ_AS = {True: "as written", False: "restated"}
-"""How the notes were read, keyed by `restate is None`."""
+def read_as(restate) -> str:
+    """How a report's notes were read: "as written", or "restated" by `restate` first."""
+    return "as written" if restate is None else "restated"
 
 
 def report_composed(model, neutral_baseline: bool = False, restate=None) -> None:
-    print(f"composed notes {READ_AS[restate is None]}: {rates(read_edits(model, composed_cases(), neutral_baseline, restate))}")
+    print(f"composed notes {read_as(restate)}: {rates(read_edits(model, composed_cases(), neutral_baseline, restate))}")
 
 
 def report(model, label: str, extra_validation: dict[str, list[str]], neutral_baseline: bool = False,
            restate=None) -> None:
     print(f"--- {label}" + (", guided from a neutral note about the same animals" if neutral_baseline else "")
           + (", each note restated first" if restate else ""))
-    read_as = READ_AS[restate is None]
     report_composed(model, neutral_baseline, restate)
     for name, wordings in extra_validation.items():
         edits = read_edits(model, edit_cases(validation=True, templates=wordings), neutral_baseline, restate)
-        print(f"extra validation wordings ({name}) {read_as}: {rates(edits)}")
+        print(f"extra validation wordings ({name}) {read_as(restate)}: {rates(edits)}")
         print(f"  by wording: { {t: round(100 * v, 1) for t, v in edits['by_statement'].items()} }")
     # Pets' prior ranks birds first for every user, and the validation animals nowhere
     for birds, pairs in (("liked", [p for p in BIRDS_AND_OTHERS if p[0] == "birds"]),
                          ("disliked", [p for p in BIRDS_AND_OTHERS if p[1] == "birds"])):
         edits = read_edits(model, edit_cases(validation=True, pairs=pairs), neutral_baseline, restate)
-        print(f"edits {read_as}, validation wordings, a validation animal and birds, birds {birds}: {rates(edits)}")
+        print(f"edits {read_as(restate)}, validation wordings, a validation animal and birds, birds {birds}: {rates(edits)}")
     for name, validation in (("validation", True), ("test", False)):
         edits = read_edits(model, edit_cases(validation=validation), neutral_baseline, restate)
-        print(f"edits {read_as}, {name} wordings: {rates(edits)}")
+        print(f"edits {read_as(restate)}, {name} wordings: {rates(edits)}")
         weak = {t: round(100 * v, 1) for t, v in edits["by_statement"].items() if v < 0.95}
         print(f"  below 95: {weak}")
     for dataset in ("pets-val", "pets-val-agreed"):
